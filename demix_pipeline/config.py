@@ -1,0 +1,231 @@
+"""Typed, layered configuration.
+
+Layers, each overriding the one before: the defaults in these models <- `stages/<stage>.yaml`
+<- `--config FILE` <- `--set key=value`. Keys are dotted paths: `shots.min_clip_s`,
+`shots.detector.cut_ratio`, `run.num_cpus`. Unknown keys and bad values raise ConfigError
+naming the key and where it came from.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+STAGE_ORDER = ("ingest", "shots", "audio_quality", "demix", "voiceover", "caption", "assign")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or invalid; the message names the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Resources(Strict):
+    """How a stage runs on Ray. Fractions of GPUs are allowed."""
+
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    concurrency: int = Field(2, ge=1, description="workers (actors or parallel tasks) at once")
+    batch_size: int = Field(1, ge=1, description="rows handed to one process() call")
+    shard_size: int = Field(8, ge=1, description="rows per output part file (the unit of resume)")
+
+
+class StageConfig(Strict):
+    resources: Resources = Resources()
+    max_error_rate: float = Field(0.5, ge=0, le=1, description="stage fails when more rows than this fraction error")
+
+    # Fields that only decide() reads: changing them re-applies decide without re-measuring.
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    def measure_dict(self) -> dict:
+        return self.model_dump(exclude=set(self.DECIDE_FIELDS) | {"resources", "max_error_rate"})
+
+    def decide_dict(self) -> dict:
+        return self.model_dump(include=set(self.DECIDE_FIELDS))
+
+
+class IngestConfig(StageConfig):
+    extensions: list[str] = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"]
+    hash_chunk_bytes: int = Field(1 << 20, ge=4096, description="bytes read at each of the sampled offsets for source_id")
+    hash_chunks: int = Field(5, ge=1, description="evenly spaced sampled chunks for source_id")
+    require_audio: bool = True
+    min_duration_s: float = Field(0.5, ge=0)
+
+
+class DetectorConfig(Strict):
+    """Shot detector (see demix_pipeline/backends/shot_detection)."""
+
+    name: Literal["demix", "content", "adaptive"] = "demix"
+    thumb_short_side: int = Field(64, ge=16, le=512)
+    cut_min_diff: float = Field(8.0, gt=0, description="min mean abs YUV difference (0-255) of a hard cut")
+    cut_ratio: float = Field(3.0, gt=1, description="cut difference over the mean difference of the frames around it")
+    cut_window_s: float = Field(0.25, gt=0)
+    consistency_ratio: float = Field(3.0, gt=1, description="cut difference over the change inside each side")
+    consistency_s: float = Field(0.12, gt=0)
+    persist_s: float = Field(0.2, gt=0, description="a cut must persist this long (flash suppression)")
+    persist_frac: float = Field(0.5, gt=0, le=1)
+    min_scene_len_s: float = Field(0.5, ge=0)
+    gradual_half_window_s: float = Field(0.3, gt=0)
+    gradual_min_diff: float = Field(5.0, gt=0)
+    gradual_linearity: float = Field(0.25, gt=0, lt=1)
+    blank_max_luma: float = Field(32.0, ge=0, le=255)
+    blank_max_std: float = Field(8.0, ge=0)
+    content_threshold: float = Field(27.0, gt=0, description="PySceneDetect ContentDetector threshold (name=content)")
+    adaptive_threshold: float = Field(3.0, gt=0, description="PySceneDetect AdaptiveDetector threshold (name=adaptive)")
+
+
+class EncodeConfig(Strict):
+    video_codec: str = "libx264"
+    crf: int = Field(18, ge=0, le=51)
+    preset: str = "veryfast"
+    pix_fmt: str = "yuv420p"
+    audio_codec: str = "aac"
+    audio_bitrate: str = "192k"
+    audio_channels: int = Field(2, ge=0, description="0 keeps the source layout; 2 downmixes 5.1 with ffmpeg's matrix")
+    audio_sample_rate: int = Field(0, ge=0, description="0 keeps the source rate")
+    autorotate: bool = True
+    square_pixels: bool = True
+    threads: int = Field(1, ge=0)
+    ffmpeg: str = Field("auto", description="path to ffmpeg, or auto: system ffmpeg, else imageio-ffmpeg's")
+
+
+class ShotsConfig(StageConfig):
+    detector: DetectorConfig = DetectorConfig()
+    trim_frames: int = Field(2, ge=0, description="frames dropped at each edge next to a cut or transition")
+    long_shots: Literal["split", "drop"] = "split"
+    window_s: float = Field(10.0, gt=0, description="length of windows a long shot is split into (split)")
+    cut_min_s: float = Field(0.5, ge=0, description="pieces shorter than this get no clip file (decide cannot keep them)")
+    encode: EncodeConfig = EncodeConfig()
+    min_clip_s: float = Field(2.0, ge=0)
+    max_clip_s: float = Field(20.0, gt=0)
+
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"min_clip_s", "max_clip_s"})
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> "ShotsConfig":
+        if self.min_clip_s > self.max_clip_s:
+            raise ValueError(f"min_clip_s ({self.min_clip_s}) is larger than max_clip_s ({self.max_clip_s})")
+        if self.long_shots == "split" and self.window_s > self.max_clip_s:
+            raise ValueError(f"window_s ({self.window_s}) is larger than max_clip_s ({self.max_clip_s})")
+        return self
+
+
+class RunSettings(Strict):
+    address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
+    object_store_mb: int = Field(512, ge=64)
+    models_dir: str | None = Field(None, description="model store; DEMIX_MODELS overrides when this is unset")
+    progress: bool = True
+
+
+STAGE_MODELS: dict[str, type[StageConfig]] = {"ingest": IngestConfig, "shots": ShotsConfig}
+
+
+class PipelineConfig(Strict):
+    run: RunSettings = RunSettings()
+    ingest: IngestConfig = IngestConfig()
+    shots: ShotsConfig = ShotsConfig()
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+    def fingerprint(self, stage: str, part: Literal["measure", "decide"]) -> str:
+        cfg = self.stage(stage)
+        payload = cfg.measure_dict() if part == "measure" else cfg.decide_dict()
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def default_stages_dir() -> Path:
+    env = os.environ.get("DEMIX_STAGES_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "stages"
+
+
+def _deep_merge(base: dict, override: dict, origin: str, origins: dict, prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value, origin, origins, path + ".")
+        else:
+            out[key] = copy.deepcopy(value)
+            origins[path] = origin
+    return out
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """`a.b=1` strings into a nested dict; values are read as YAML scalars (3 -> int, true -> bool)."""
+    nested: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. shots.min_clip_s=3")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: empty key part")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is set both as a value and a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None,
+                stages_dir: Path | None = None, extra_layers: list[tuple[str, dict]] | None = None) -> PipelineConfig:
+    merged: dict = {}
+    origins: dict[str, str] = {}
+    stages_dir = stages_dir or default_stages_dir()
+    known = set(PipelineConfig.model_fields)
+    for name in STAGE_ORDER:
+        path = stages_dir / f"{name}.yaml"
+        if path.exists() and name in known:
+            merged = _deep_merge(merged, {name: _read_yaml(path)}, str(path), origins)
+    for origin, layer in extra_layers or []:
+        merged = _deep_merge(merged, layer, origin, origins)
+    if config_file:
+        merged = _deep_merge(merged, _read_yaml(Path(config_file)), str(config_file), origins)
+    merged = _deep_merge(merged, parse_set(overrides), "--set", origins)
+    try:
+        return PipelineConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origins)) from None
+
+
+def _explain(exc: ValidationError, origins: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        origin = origins.get(key) or next((o for k, o in origins.items() if key.startswith(k + ".") or k.startswith(key + ".")), "defaults")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}' (from {origin})")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"bad value for '{key}'{shown}: {err['msg']} (from {origin})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

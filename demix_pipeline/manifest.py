@@ -1,0 +1,214 @@
+"""Column schemas, atomic Parquet parts, validation on read, and the column docs.
+
+A stage's output is `<out>/<NN>_<stage>/part-<shard>.parquet` plus `_stage.json` and `_SUCCESS`.
+Each field carries metadata: `doc` (what it holds), `stage` (which stage wrote it) and `backend`
+(what produced the value). `manifests/README.md` is rendered from COLUMNS (see render_docs) and a
+test keeps the two in step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from demix_pipeline.config import STAGE_ORDER
+
+
+class ManifestError(ValueError):
+    """A manifest file is missing, unreadable or does not match its schema."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = True
+
+
+KEEP_COLUMNS = [
+    Column("keep", pa.bool_(), "true when the row goes on to the next stage", nullable=False),
+    Column("drop_reason", pa.string(), "short code saying why keep is false (null when kept or errored)"),
+    Column("error", pa.string(), "`ExceptionType: message` when the row failed; keep is then false"),
+]
+
+SOURCE_CORE = [
+    Column("source_id", pa.string(), "16 hex digits of xxh3-128 over the file size and 5 evenly spaced 1 MiB chunks (content, not path)", nullable=False),
+    Column("source_uri", pa.string(), "absolute path of the source file as ingested", nullable=False),
+    Column("source_kind", pa.string(), "talking_head, cinematic or film_related", nullable=False),
+    Column("duration_s", pa.float64(), "video duration in seconds (last frame end, from packet timestamps)"),
+    Column("fps", pa.float64(), "average frame rate (frames / video duration)"),
+    Column("width", pa.int32(), "display width in pixels after rotation and pixel aspect"),
+    Column("height", pa.int32(), "display height in pixels after rotation and pixel aspect"),
+    Column("has_audio", pa.bool_(), "the file has at least one audio stream"),
+]
+
+INGEST = [
+    Column("ingest.size_bytes", pa.int64(), "file size"),
+    Column("ingest.container", pa.string(), "container format name(s) from FFmpeg"),
+    Column("ingest.video_codec", pa.string(), "codec of the first video stream"),
+    Column("ingest.pix_fmt", pa.string(), "pixel format of the first video stream"),
+    Column("ingest.coded_width", pa.int32(), "stored frame width before rotation"),
+    Column("ingest.coded_height", pa.int32(), "stored frame height before rotation"),
+    Column("ingest.rotation", pa.int32(), "display rotation in degrees from the stream's display matrix (0, 90, 180, 270)"),
+    Column("ingest.sar", pa.string(), "sample (pixel) aspect ratio as `num:den`; 1:1 is square pixels"),
+    Column("ingest.frame_count", pa.int64(), "video frames, counted from packets"),
+    Column("ingest.vfr", pa.bool_(), "variable frame rate: frame intervals differ by more than 10% of the median"),
+    Column("ingest.fps_min", pa.float64(), "lowest instantaneous frame rate (from the longest frame interval)"),
+    Column("ingest.fps_max", pa.float64(), "highest instantaneous frame rate (from the shortest frame interval)"),
+    Column("ingest.video_duration_s", pa.float64(), "first to last video frame end, in seconds"),
+    Column("ingest.audio_streams", pa.int32(), "number of audio streams"),
+    Column("ingest.audio_codec", pa.string(), "codec of the first audio stream"),
+    Column("ingest.audio_channels", pa.int32(), "channels of the first audio stream"),
+    Column("ingest.audio_layout", pa.string(), "channel layout of the first audio stream (e.g. stereo, 5.1)"),
+    Column("ingest.audio_sample_rate", pa.int32(), "sample rate of the first audio stream"),
+    Column("ingest.audio_duration_s", pa.float64(), "end of the last audio packet minus the start of the video, in seconds (audio may end early)"),
+    Column("ingest.duplicate_of", pa.string(), "source_uri of the first file with identical content (drop_reason duplicate)"),
+]
+
+CLIP_CORE = [
+    Column("clip_id", pa.string(), "`<source_id>-<start_frame>-<end_frame>` (6-digit frame numbers): stable across re-runs", nullable=False),
+    Column("source_id", pa.string(), "the source the clip was cut from", nullable=False),
+    Column("source_kind", pa.string(), "copied from the source", nullable=False),
+    Column("start_s", pa.float64(), "timestamp of the clip's first frame in the source, seconds from the first video frame"),
+    Column("end_s", pa.float64(), "timestamp where the clip ends (exclusive: start of the frame after its last)"),
+    Column("start_frame", pa.int64(), "index of the first frame in decode order of the source (0-based)"),
+    Column("end_frame", pa.int64(), "index one past the last frame (exclusive)"),
+    Column("clip_uri", pa.string(), "clip video with its audio, relative to the run root (null when not cut)"),
+]
+
+SHOTS = [
+    Column("shots.shot_index", pa.int32(), "index of the shot (between hard cuts) in its source"),
+    Column("shots.piece_index", pa.int32(), "index of the clip within its shot (shots are split by transitions, blank runs and windows)"),
+    Column("shots.num_frames", pa.int32(), "frames in the clip (end_frame - start_frame)"),
+    Column("shots.duration_s", pa.float64(), "end_s - start_s"),
+    Column("shots.cut_in", pa.string(), "what precedes the clip: start, hard, gradual, blank or window"),
+    Column("shots.cut_out", pa.string(), "what follows the clip: end, hard, gradual, blank or window"),
+    Column("shots.cut_in_score", pa.float64(), "detector score of the hard cut before the clip (mean abs YUV difference 0-255 for demix; null otherwise)"),
+    Column("shots.audio_coverage", pa.float64(), "fraction of the clip span covered by the source's audio (the rest is padded with silence)"),
+    Column("shots.clip_width", pa.int32(), "width of the clip file (after rotation and square pixels)"),
+    Column("shots.clip_height", pa.int32(), "height of the clip file"),
+]
+
+COLUMNS: dict[str, list[Column]] = {
+    "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
+    "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
+}
+
+
+def stage_dir(out: str | Path, stage: str) -> Path:
+    return Path(out) / f"{STAGE_ORDER.index(stage):02d}_{stage}"
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+def column_stage(name: str, stage: str) -> str:
+    return name.split(".", 1)[0] if "." in name else stage
+
+
+def schema(stage: str, backends: dict[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema of a stage's output, with doc/stage/backend metadata on every field."""
+    backends = backends or {}
+    fields = []
+    for col in COLUMNS[stage]:
+        owner = column_stage(col.name, stage)
+        meta = {"doc": col.doc, "stage": owner, "backend": backends.get(owner, f"demix_pipeline.stages.{owner}")}
+        fields.append(pa.field(col.name, col.type, nullable=col.nullable, metadata=meta))
+    return pa.schema(fields, metadata={"demix.stage": stage})
+
+
+def to_table(stage: str, rows: list[dict], backends: dict[str, str] | None = None) -> pa.Table:
+    sch = schema(stage, backends)
+    unknown = {k for row in rows for k in row} - set(sch.names)
+    if unknown:
+        raise ManifestError(f"stage {stage}: rows carry columns not in its schema: {sorted(unknown)}")
+    arrays = {name: [row.get(name) for row in rows] for name in sch.names}
+    try:
+        return pa.Table.from_pydict(arrays, schema=sch)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ManifestError(f"stage {stage}: rows do not fit the schema: {exc}") from None
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def validate(table: pa.Table, stage: str, origin: str) -> None:
+    expected = schema(stage)
+    for field in expected:
+        if field.name not in table.column_names:
+            raise ManifestError(f"{origin}: column '{field.name}' is missing (stage {stage})")
+        actual = table.schema.field(field.name).type
+        if actual != field.type:
+            raise ManifestError(f"{origin}: column '{field.name}' has type {actual}, expected {field.type}")
+        if not field.nullable and table.column(field.name).null_count:
+            raise ManifestError(f"{origin}: column '{field.name}' has {table.column(field.name).null_count} null values but may not be null")
+    extra = set(table.column_names) - set(expected.names)
+    if extra:
+        raise ManifestError(f"{origin}: unexpected columns {sorted(extra)} (stage {stage})")
+
+
+def part_files(out: str | Path, stage: str) -> list[Path]:
+    return sorted(stage_dir(out, stage).glob("part-*.parquet"))
+
+
+def read_part(path: Path, stage: str) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ManifestError(f"{path}: cannot read Parquet: {exc}") from None
+    validate(table, stage, str(path))
+    return table
+
+
+def read_stage(out: str | Path, stage: str, require_success: bool = True) -> pa.Table:
+    """All rows of a stage's output, validated. Requires `_SUCCESS` unless told otherwise."""
+    folder = stage_dir(out, stage)
+    if require_success and not (folder / "_SUCCESS").exists():
+        raise ManifestError(f"{folder}: stage '{stage}' has not finished (no _SUCCESS); run it first")
+    parts = part_files(out, stage)
+    if not parts:
+        return schema(stage).empty_table()
+    return pa.concat_tables([read_part(p, stage) for p in parts])
+
+
+def render_docs() -> str:
+    """Markdown for manifests/README.md: one table per stage, every column."""
+    lines = [
+        "# Manifest columns",
+        "",
+        "Generated from `demix_pipeline/manifest.py` (`python -m demix_pipeline.manifest > manifests/README.md`);",
+        "a test fails when the two differ. Each stage writes `<out>/<NN>_<stage>/part-*.parquet`,",
+        "`_stage.json` (resolved config, code version, backends, counts, timings) and `_SUCCESS` last.",
+        "Every Parquet field carries metadata `doc`, `stage` and `backend` (what produced the value).",
+        "Column names with a dot need quoting in SQL: `SELECT \"shots.duration_s\" FROM '01_shots/*.parquet'`.",
+        "",
+    ]
+    for stage, cols in COLUMNS.items():
+        lines += [f"## {STAGE_ORDER.index(stage):02d}_{stage}", "", "| column | type | null | meaning |", "|---|---|---|---|"]
+        for col in cols:
+            lines.append(f"| `{col.name}` | {col.type} | {'yes' if col.nullable else 'no'} | {col.doc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")

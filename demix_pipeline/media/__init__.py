@@ -1,0 +1,1 @@
+"""Media I/O only: probing, decoding, hashing, cutting. No model code lives here."""
