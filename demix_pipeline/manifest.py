@@ -33,7 +33,7 @@ class Column:
 
 KEEP_COLUMNS = [
     Column("keep", pa.bool_(), "true when the row goes on to the next stage", nullable=False),
-    Column("drop_reason", pa.string(), "short code saying why keep is false (null when kept or errored)"),
+    Column("drop_reason", pa.string(), "short code saying why keep is false (null when kept; `error` or `undecodable` when the row failed)"),
     Column("error", pa.string(), "`ExceptionType: message` when the row failed; keep is then false"),
 ]
 
@@ -62,6 +62,7 @@ INGEST = [
     Column("ingest.fps_min", pa.float64(), "lowest instantaneous frame rate (from the longest frame interval)"),
     Column("ingest.fps_max", pa.float64(), "highest instantaneous frame rate (from the shortest frame interval)"),
     Column("ingest.video_duration_s", pa.float64(), "first to last video frame end, in seconds"),
+    Column("ingest.start_offset_s", pa.float64(), "seconds from the container start to the first video frame (where clip times count from)"),
     Column("ingest.audio_streams", pa.int32(), "number of audio streams"),
     Column("ingest.audio_codec", pa.string(), "codec of the first audio stream"),
     Column("ingest.audio_channels", pa.int32(), "channels of the first audio stream"),

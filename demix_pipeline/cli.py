@@ -1,0 +1,174 @@
+"""`demix` command line: run, status, decide, sample."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from demix_pipeline.config import STAGE_ORDER, ConfigError, load_config
+from demix_pipeline.manifest import ManifestError, stage_dir
+from demix_pipeline.stages import IMPLEMENTED
+
+
+def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
+    if stages and until:
+        raise ConfigError("give --stages or --until, not both")
+    if stages:
+        chosen = [s.strip() for s in stages.split(",") if s.strip()]
+    elif until:
+        if until not in STAGE_ORDER:
+            raise ConfigError(f"--until {until!r}: stages are {', '.join(STAGE_ORDER)}")
+        chosen = [s for s in STAGE_ORDER[: STAGE_ORDER.index(until) + 1] if s in IMPLEMENTED]
+    else:
+        chosen = list(IMPLEMENTED)
+    for name in chosen:
+        if name not in STAGE_ORDER:
+            raise ConfigError(f"unknown stage {name!r}: stages are {', '.join(STAGE_ORDER)}")
+        if name not in IMPLEMENTED:
+            raise ConfigError(f"stage {name!r} is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
+    return sorted(chosen, key=STAGE_ORDER.index)
+
+
+def cmd_run(args) -> int:
+    from demix_pipeline.runner import run_stage
+    from demix_pipeline.stages.ingest import collect_sources
+
+    cfg = load_config(args.config, args.set)
+    stages = _stages_to_run(args.stages, args.until)
+    sources = None
+    if "ingest" in stages:
+        if not args.input:
+            raise ConfigError("demix run needs --input when it runs ingest")
+        sources = collect_sources(args.input, args.kind, cfg.ingest.extensions)
+        print(f"ingest: {len(sources)} input files", file=sys.stderr)
+    for name in stages:
+        summary = run_stage(name, cfg, args.out, sources=sources)
+        dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
+        print(f"{name}: {summary.status}; {summary.rows_out} rows, {summary.kept} kept, {summary.errors} errors; "
+              f"dropped: {dropped}", file=sys.stderr)
+    return 0
+
+
+def cmd_decide(args) -> int:
+    from demix_pipeline.runner import apply_decide
+
+    cfg = load_config(args.config, args.set)
+    if args.stage not in IMPLEMENTED:
+        raise ConfigError(f"unknown or unimplemented stage {args.stage!r}")
+    summary = apply_decide(args.stage, cfg, args.out)
+    dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
+    print(f"{args.stage}: re-decided; {summary.rows_out} rows, {summary.kept} kept; dropped: {dropped}")
+    print("later stages will redo their work on the next `demix run` (their input changed)", file=sys.stderr)
+    return 0
+
+
+def status_rows(out: Path) -> list[dict]:
+    rows = []
+    for name in STAGE_ORDER:
+        folder = stage_dir(out, name)
+        if not folder.exists():
+            continue
+        marker = folder / "_measure.json"
+        measure = json.loads(marker.read_text()) if marker.exists() else {}
+        record = json.loads((folder / "_stage.json").read_text()) if (folder / "_stage.json").exists() else {}
+        done = len(list(folder.glob("part-*.parquet")))
+        total = measure.get("shards", done)
+        finished = (folder / "_SUCCESS").exists()
+        rows.append({
+            "stage": folder.name, "state": "done" if finished else "incomplete",
+            "rows_in": measure.get("rows_in"), "rows_out": record.get("rows_out") if finished else None,
+            "kept": record.get("kept") if finished else None, "errors": record.get("errors") if finished else None,
+            "dropped": record.get("dropped_by_reason", {}) if finished else {},
+            "shards_done": done, "shards_pending": max(0, total - done),
+            "hours_kept": record.get("hours_kept") if finished else None,
+        })
+    return rows
+
+
+def cmd_status(args) -> int:
+    out = Path(args.out)
+    rows = status_rows(out)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no stage output in {out}")
+        return 1
+    header = ["stage", "state", "rows in", "rows out", "kept", "errors", "shards done/pending", "hours kept", "dropped by reason"]
+    table = [header]
+    for r in rows:
+        fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+        table.append([r["stage"], r["state"], fmt(r["rows_in"]), fmt(r["rows_out"]), fmt(r["kept"]), fmt(r["errors"]),
+                      f"{r['shards_done']}/{r['shards_pending']}",
+                      "-" if r["hours_kept"] is None else f"{r['hours_kept']:.3f}",
+                      ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from demix_pipeline.sample import make_sample_corpus
+
+    listing = make_sample_corpus(Path(args.out), seed=args.seed)
+    print(f"sample corpus written: {listing} (generated video, real speech, synthesised music and effects)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="demix", description="Build the DEMIX audio-video dataset.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def config_args(p):
+        p.add_argument("--config", help="YAML file with `run:` and per-stage sections, over stages/*.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one value, e.g. shots.min_clip_s=3 (repeatable)")
+
+    p = sub.add_parser("run", help="run stages (resumes: finished shards are kept)")
+    p.add_argument("--input", nargs="+", help="video files, folders (recursive) or CSV/Parquet lists with `path` [, source_kind]")
+    p.add_argument("--out", required=True, help="run folder: manifests and artifacts")
+    p.add_argument("--kind", default="cinematic", help="source_kind for inputs that carry none (talking_head, cinematic, film_related)")
+    p.add_argument("--stages", help="comma-separated stages to run")
+    p.add_argument("--until", help="run every stage up to and including this one")
+    config_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="per stage: rows, kept, dropped by reason, errors, shards, hours")
+    p.add_argument("--out", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("decide", help="re-apply a stage's thresholds to stored measurements (no decoding, no model)")
+    p.add_argument("stage")
+    p.add_argument("--out", required=True)
+    config_args(p)
+    p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("sample", help="generate the demo corpus (no network)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from demix_pipeline.runner import StageFailed
+    from demix_pipeline.stages.ingest import InputError
+
+    try:
+        return args.func(args)
+    except (ConfigError, ManifestError, StageFailed, InputError) as exc:
+        print(f"demix: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

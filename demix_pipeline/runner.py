@@ -1,0 +1,312 @@
+"""Runs one stage over a manifest on Ray: shards, resume, per-row errors, decide, `_SUCCESS` last.
+
+Resume: `_measure.json` records a fingerprint of everything that shapes the measurements (stage
+version, measure config, input). Finished shards (`part-*.parquet`, written atomically) are kept
+when it matches and redone otherwise; unfinished shards are redone. After all shards, decide()
+runs on the driver over every row and rewrites the parts, so the final manifest equals that of an
+uninterrupted run. A finished stage whose decide config changed is only re-decided.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from demix_pipeline import __version__
+from demix_pipeline.config import STAGE_ORDER, PipelineConfig
+from demix_pipeline.manifest import (ManifestError, part_files, part_name, read_part, schema, stage_dir, to_table,
+                                     write_atomic, write_json_atomic)
+from demix_pipeline.stages import IMPLEMENTED, RunContext, Stage, stage_class
+from demix_pipeline.stages.base import failed
+
+log = logging.getLogger("demix.runner")
+
+
+class StageFailed(RuntimeError):
+    """A stage could not finish: too many row errors, or its input is missing."""
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    status: str  # ran, resumed, decided, up-to-date
+    rows_in: int = 0
+    rows_out: int = 0
+    kept: int = 0
+    errors: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def previous_stage(name: str) -> str | None:
+    earlier = [s for s in STAGE_ORDER[: STAGE_ORDER.index(name)] if s in IMPLEMENTED]
+    return earlier[-1] if earlier else None
+
+
+def ensure_ray(cfg: PipelineConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.run.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=cfg.run.num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
+                 include_dashboard=False, log_to_driver=True, configure_logging=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs
+
+def stage_input(name: str, out: Path, sources: list[dict] | None) -> tuple[list[dict], str, set[str]]:
+    """(rows, input fingerprint, ids of rows that pass through unprocessed)."""
+    if name == "ingest":
+        if sources is None:
+            raise StageFailed("stage ingest needs --input")
+        rows = sorted(sources, key=lambda r: r["path"])
+        stamp = []
+        for r in rows:
+            try:
+                st = os.stat(r["path"])
+                stamp.append((r["path"], r["source_kind"], st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamp.append((r["path"], r["source_kind"], None, None))
+        return rows, _hash(stamp), set()
+    prev = previous_stage(name)
+    folder = stage_dir(out, prev)
+    if not (folder / "_SUCCESS").exists():
+        raise StageFailed(f"stage {name} needs stage {prev} to have finished in {out} (no {folder / '_SUCCESS'})")
+    info = json.loads((folder / "_stage.json").read_text())
+    table = pa.concat_tables([read_part(p, prev) for p in part_files(out, prev)]) if part_files(out, prev) else schema(prev).empty_table()
+    id_col = stage_class(prev).id_column
+    rows = sorted(table.to_pylist(), key=lambda r: r[id_col])
+    if stage_class(name).fan_out:
+        rows = [r for r in rows if r["keep"]]
+        passthrough = set()
+    else:
+        passthrough = {r[id_col] for r in rows if not r["keep"]}
+    return rows, info["output_fingerprint"], passthrough
+
+
+# ----------------------------------------------------------------------------------------------
+# workers
+
+class _Worker:
+    """Holds one stage instance (setup() once) and turns shards of input rows into part files."""
+
+    def __init__(self, stage_cls: type[Stage], config_json: str, ctx: RunContext):
+        self.stage = stage_cls(PipelineConfig.model_validate_json(config_json), ctx)
+        self.stage.setup()
+
+    def run(self, shard: int, rows: list[dict], passthrough: set[str], batch_size: int) -> dict:
+        """Measure the shard's rows; rows the previous stage dropped pass through unmeasured."""
+        stage = self.stage
+        names = set(schema(stage.name).names)
+        id_col = stage.id_column
+        out_rows = [{k: v for k, v in r.items() if k in names} for r in rows if r.get(id_col) in passthrough]
+        todo = [r for r in rows if r.get(id_col) not in passthrough]
+        for i in range(0, len(todo), batch_size):
+            batch = todo[i:i + batch_size]
+            try:
+                out_rows.extend(stage.measure(batch))
+            except Exception as exc:
+                if len(batch) == 1:
+                    out_rows.extend(stage.error_rows(batch[0], exc))
+                    continue
+                for row in batch:  # isolate the failing row
+                    try:
+                        out_rows.extend(stage.measure([row]))
+                    except Exception as row_exc:
+                        out_rows.extend(stage.error_rows(row, row_exc))
+        table = to_table(stage.name, out_rows, stage.backends())
+        write_atomic(table, stage_dir(stage.ctx.out, stage.name) / part_name(shard))
+        return {"shard": shard, "rows_in": len(rows), "rows_out": len(out_rows)}
+
+
+def _run_shard_task(stage_cls, config_json, ctx, shard, rows, passthrough, batch_size):
+    return _Worker(stage_cls, config_json, ctx).run(shard, rows, passthrough, batch_size)
+
+
+def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple[int, list[dict]]],
+             passthrough: set[str], progress: bool) -> None:
+    import ray
+    from tqdm import tqdm
+
+    res = cfg.stage(stage_cls.name).resources
+    config_json = cfg.model_dump_json()
+    bar = tqdm(total=sum(len(rows) for _, rows in shards), unit="row", desc=stage_cls.name,
+               disable=not progress or None, dynamic_ncols=True)
+    try:
+        if stage_cls.uses_model:
+            from ray.util import ActorPool
+
+            actor = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus)(_Worker)
+            pool = ActorPool([actor.remote(stage_cls, config_json, ctx) for _ in range(res.concurrency)])
+            work = pool.map_unordered(lambda a, s: a.run.remote(s[0], s[1], passthrough, res.batch_size), shards)
+            for result in work:
+                bar.update(result["rows_in"])
+            return
+        task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=1)(_run_shard_task)
+        pending, queue = [], list(shards)
+        while queue or pending:
+            while queue and len(pending) < res.concurrency:
+                shard, rows = queue.pop(0)
+                pending.append(task.remote(stage_cls, config_json, ctx, shard, rows, passthrough, res.batch_size))
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(ray.get(done[0])["rows_in"])
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# stage driver
+
+def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dict] | None = None,
+              progress: bool | None = None) -> StageSummary:
+    out = Path(out)
+    started = time.time()
+    stage_cls = stage_class(name)
+    folder = stage_dir(out, name)
+    rows, input_fp, passthrough = stage_input(name, out, sources)
+    stage_cfg = cfg.stage(name)
+    measure_fp = _hash({"stage": name, "version": stage_cls.version, "config": stage_cfg.measure_dict(), "input": input_fp})
+    decide_fp = cfg.fingerprint(name, "decide")
+    shard_size = stage_cfg.resources.shard_size
+    shards = [(i // shard_size, rows[i:i + shard_size]) for i in range(0, len(rows), shard_size)]
+
+    marker = folder / "_measure.json"
+    previous = json.loads(marker.read_text()) if marker.exists() else None
+    if previous and previous.get("measure_fingerprint") != measure_fp:
+        log.warning("%s: config or input changed since the stored run; redoing the stage", name)
+        shutil.rmtree(folder)
+        previous = None
+    if previous and (folder / "_SUCCESS").exists():
+        stored = json.loads((folder / "_stage.json").read_text())
+        if stored.get("decide_fingerprint") == decide_fp:
+            return _summary_from(stored, "up-to-date")
+        return apply_decide(name, cfg, out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "_SUCCESS").unlink(missing_ok=True)
+    write_json_atomic({"measure_fingerprint": measure_fp, "input_fingerprint": input_fp, "shards": len(shards),
+                       "rows_in": len(rows), "shard_size": shard_size}, marker)
+    done = {int(p.stem.split("-")[1]) for p in part_files(out, name)}
+    todo = [(i, r) for i, r in shards if i not in done]
+    status = "resumed" if done and todo else "ran"
+    ctx = RunContext(out=out.resolve(), models_dir=cfg.run.models_dir)
+    measure_started = time.time()
+    if todo:
+        ensure_ray(cfg)
+        _execute(stage_cls, cfg, ctx, todo, passthrough, cfg.run.progress if progress is None else progress)
+    measure_s = time.time() - measure_started
+    summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough,
+                                 {"measure_fingerprint": measure_fp, "input_fingerprint": input_fp,
+                                  "rows_in": len(rows), "shards": len(shards), "measure_s": measure_s,
+                                  "started": started})
+    summary.status = status
+    return summary
+
+
+def apply_decide(name: str, cfg: PipelineConfig, out: str | Path) -> StageSummary:
+    """Re-apply decide() with the current config to the stored measurements: no decoding, no model."""
+    out = Path(out)
+    folder = stage_dir(out, name)
+    stage_json = folder / "_stage.json"
+    if not stage_json.exists():
+        raise StageFailed(f"stage {name} has no finished measurements in {out}; run it first")
+    stored = json.loads(stage_json.read_text())
+    _, _, passthrough = stage_input(name, out, None) if name != "ingest" else ([], "", set())
+    (folder / "_SUCCESS").unlink(missing_ok=True)
+    stage_cls = stage_class(name)
+    ctx = RunContext(out=out.resolve(), models_dir=cfg.run.models_dir)
+    keys = ("measure_fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started")
+    summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, {k: stored.get(k) for k in keys})
+    summary.status = "decided"
+    return summary
+
+
+def _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, info: dict) -> StageSummary:
+    folder = stage_dir(out, name)
+    decide_started = time.time()
+    stage = stage_cls(cfg, ctx)  # no setup(): decide needs no model
+    by_part: dict[Path, list[dict]] = {}
+    for path in part_files(out, name):
+        by_part[path] = read_part(path, name).to_pylist()
+    id_col = stage_cls.id_column
+    measured = [dict(r, _part=str(p)) for p, rows in by_part.items() for r in rows if r[id_col] not in passthrough]
+    decided = stage.decide(measured)
+    new_rows: dict[str, list[dict]] = {str(p): [r for r in rows if r[id_col] in passthrough] for p, rows in by_part.items()}
+    for row in decided:
+        new_rows[row.pop("_part")].append(row)
+    backends = stage.backends()
+    upstream = _upstream_backends(out, name)
+    all_rows = []
+    for path in by_part:
+        rows = sorted(new_rows[str(path)], key=lambda r: r[id_col])
+        write_atomic(to_table(name, rows, {**upstream, **backends}), path)
+        all_rows.extend(rows)
+    errors = sum(1 for r in all_rows if r["error"] is not None)
+    dropped: dict[str, int] = {}
+    for r in all_rows:
+        if not r["keep"] and r[id_col] not in passthrough:
+            dropped[r["drop_reason"] or "unknown"] = dropped.get(r["drop_reason"] or "unknown", 0) + 1
+    kept = sum(1 for r in all_rows if r["keep"])
+    decide_fp = cfg.fingerprint(name, "decide")
+    record = {
+        "stage": name, "stage_version": stage_cls.version, "code_version": code_version(),
+        "backends": backends, "config": cfg.stage(name).model_dump(mode="json"),
+        "decide_fingerprint": decide_fp,
+        "output_fingerprint": _hash([info["measure_fingerprint"], decide_fp]),
+        "rows_out": len(all_rows), "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
+        "hours_kept": _hours(all_rows, name), "decide_s": time.time() - decide_started,
+        "finished": time.time(), **info,
+    }
+    rows_measured = max(1, len(all_rows) - len(passthrough))
+    max_rate = cfg.stage(name).max_error_rate
+    write_json_atomic(record, folder / "_stage.json")
+    if errors / rows_measured > max_rate:
+        raise StageFailed(f"stage {name}: {errors} of {rows_measured} rows failed, over max_error_rate "
+                          f"{max_rate}; see the `error` column in {folder}")
+    (folder / "_SUCCESS").write_text("")
+    return _summary_from(record, "ran")
+
+
+def _hours(rows: list[dict], name: str) -> float:
+    col = "duration_s" if name == "ingest" else "shots.duration_s"
+    return sum((r.get(col) or 0.0) for r in rows if r["keep"]) / 3600.0
+
+
+def _upstream_backends(out: Path, name: str) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for stage in STAGE_ORDER[: STAGE_ORDER.index(name)]:
+        path = stage_dir(out, stage) / "_stage.json"
+        if path.exists():
+            merged.update(json.loads(path.read_text()).get("backends", {}))
+    return merged
+
+
+def _summary_from(record: dict, status: str) -> StageSummary:
+    return StageSummary(stage=record["stage"], status=status, rows_in=record.get("rows_in") or 0,
+                        rows_out=record["rows_out"], kept=record["kept"], errors=record["errors"],
+                        dropped=record["dropped_by_reason"], seconds=(record.get("finished") or 0) - (record.get("started") or 0))

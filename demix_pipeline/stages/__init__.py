@@ -1,0 +1,21 @@
+"""One module per stage, each a Stage with measure() and decide()."""
+from __future__ import annotations
+
+from demix_pipeline.stages.base import RowError, RunContext, Stage
+
+
+def stage_class(name: str) -> type[Stage]:
+    if name == "ingest":
+        from demix_pipeline.stages.ingest import IngestStage
+
+        return IngestStage
+    if name == "shots":
+        from demix_pipeline.stages.shots import ShotsStage
+
+        return ShotsStage
+    raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
+
+
+IMPLEMENTED = ("ingest", "shots")
+
+__all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

@@ -1,0 +1,68 @@
+"""The stage contract: measure (expensive, per batch, on workers) then decide (cheap, pure, on the driver).
+
+A stage declares its name, config model, resources (from its YAML), whether it loads a model
+(then it runs as a pool of Ray actors, `setup()` once per actor) and whether one input row
+becomes many output rows (`fan_out`, e.g. a source becoming clips).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from demix_pipeline.config import PipelineConfig, StageConfig
+
+
+class RowError(Exception):
+    """A row failed for a known reason; `drop_reason` is the code written to the manifest."""
+
+    drop_reason = "error"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    out: Path
+    models_dir: str | None = None
+
+
+def error_text(exc: BaseException) -> str:
+    message = str(exc).strip().replace("\n", " ")
+    return f"{type(exc).__name__}: {message[:500]}"
+
+
+class Stage:
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    id_column: ClassVar[str] = "clip_id"
+    fan_out: ClassVar[bool] = False
+    uses_model: ClassVar[bool] = False
+
+    def __init__(self, config: PipelineConfig, ctx: RunContext):
+        self.pipeline_config = config
+        self.cfg: StageConfig = config.stage(self.name)
+        self.ctx = ctx
+
+    def setup(self) -> None:
+        """Load models or heavy objects; called once per worker before any measure()."""
+
+    def backends(self) -> dict[str, str]:
+        """Producer of this stage's columns, e.g. {"shots": "demix-detector 1 + ffmpeg 9.0"}."""
+        return {self.name: f"demix_pipeline.stages.{self.name} {self.version}"}
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        """Rows in (kept rows of the previous stage) -> output rows with `<stage>.*` measurements."""
+        raise NotImplementedError
+
+    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
+        """What a failed input row becomes in the output."""
+        raise NotImplementedError
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        """Set keep/drop_reason from stored measurements and the config's thresholds; no I/O."""
+        return rows
+
+
+def failed(row: dict, exc: BaseException) -> dict:
+    out = dict(row)
+    out.update(keep=False, drop_reason=getattr(exc, "drop_reason", "error"), error=error_text(exc))
+    return out

@@ -1,0 +1,149 @@
+"""Stage `ingest`: one row per source file; probe, content id, and reject what cannot be used."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import xxhash
+
+from demix_pipeline.media.hashing import content_id
+from demix_pipeline.media.probe import ProbeError, probe
+from demix_pipeline.stages.base import Stage, failed
+
+SOURCE_KINDS = ("talking_head", "cinematic", "film_related")
+
+
+class UndecodableError(ProbeError):
+    drop_reason = "undecodable"
+
+
+class IngestStage(Stage):
+    name = "ingest"
+    id_column = "source_id"
+
+    def backends(self) -> dict[str, str]:
+        return {"ingest": f"demix_pipeline.stages.ingest {self.version} (PyAV {av.__version__}, FFmpeg libavformat "
+                          f"{'.'.join(map(str, av.library_versions['libavformat']))})"}
+
+    def _base_row(self, item: dict) -> dict:
+        path = Path(item["path"]).resolve()
+        try:
+            source_id = content_id(path, self.cfg.hash_chunk_bytes, self.cfg.hash_chunks)
+        except OSError:
+            source_id = "p" + xxhash.xxh3_64_hexdigest(str(path))[:15]  # unreadable: id from the path
+        return {"source_id": source_id, "source_uri": str(path), "source_kind": item["source_kind"]}
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        return [self._measure_one(item) for item in rows]
+
+    def _measure_one(self, item: dict) -> dict:
+        row = self._base_row(item)
+        try:
+            info = probe(row["source_uri"])
+        except ProbeError as exc:
+            raise UndecodableError(str(exc)) from None
+        row.update({
+            "duration_s": info.video_duration_s,
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "has_audio": info.audio_streams > 0,
+            "ingest.size_bytes": info.size_bytes,
+            "ingest.container": info.container,
+            "ingest.video_codec": info.video_codec,
+            "ingest.pix_fmt": info.pix_fmt,
+            "ingest.coded_width": info.coded_width,
+            "ingest.coded_height": info.coded_height,
+            "ingest.rotation": info.rotation if info.has_video else None,
+            "ingest.sar": info.sar if info.has_video else None,
+            "ingest.frame_count": info.frame_count,
+            "ingest.vfr": info.vfr if info.has_video else None,
+            "ingest.fps_min": info.fps_min,
+            "ingest.fps_max": info.fps_max,
+            "ingest.video_duration_s": info.video_duration_s,
+            "ingest.start_offset_s": (info.video_start_s - info.container_start_s) if info.has_video else None,
+            "ingest.audio_streams": info.audio_streams,
+            "ingest.audio_codec": info.audio_codec,
+            "ingest.audio_channels": info.audio_channels,
+            "ingest.audio_layout": info.audio_layout,
+            "ingest.audio_sample_rate": info.audio_sample_rate,
+            "ingest.audio_duration_s": info.audio_duration_s,
+            "keep": True, "drop_reason": None, "error": None,
+        })
+        return row
+
+    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
+        return [failed(self._base_row(row), exc)]
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        first_uri: dict[str, str] = {}
+        out = []
+        for row in sorted(rows, key=lambda r: r["source_uri"]):
+            row = dict(row)
+            if row["error"] is not None:
+                out.append(row)
+                continue
+            reason = None
+            if not row["ingest.video_codec"]:
+                reason = "no_video"
+            elif self.cfg.require_audio and not row["has_audio"]:
+                reason = "no_audio"
+            elif (row["duration_s"] or 0) < self.cfg.min_duration_s:
+                reason = "too_short"
+            elif row["source_id"] in first_uri:
+                reason = "duplicate"
+            row["ingest.duplicate_of"] = first_uri.get(row["source_id"]) if reason == "duplicate" else None
+            if reason is None:
+                first_uri[row["source_id"]] = row["source_uri"]
+            row["keep"], row["drop_reason"] = reason is None, reason
+            out.append(row)
+        return out
+
+
+class InputError(ValueError):
+    """An input path or list cannot be read; the message names it."""
+
+
+def collect_sources(paths: list[str], default_kind: str, extensions: list[str]) -> list[dict]:
+    """Expand files, folders (recursive, by extension) and CSV/Parquet lists into {path, source_kind}."""
+    if default_kind not in SOURCE_KINDS:
+        raise InputError(f"--kind {default_kind!r}: expected one of {', '.join(SOURCE_KINDS)}")
+    exts = {e.lower() for e in extensions}
+    found: dict[str, str] = {}
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in exts and not child.name.startswith("."):
+                    found.setdefault(str(child.resolve()), default_kind)
+        elif path.suffix.lower() in (".csv", ".parquet") and path.is_file():
+            for item in _read_list(path, default_kind):
+                found.setdefault(item["path"], item["source_kind"])
+        elif path.exists():
+            found.setdefault(str(path.resolve()), default_kind)
+        else:
+            raise InputError(f"input not found: {raw}")
+    return [{"path": p, "source_kind": k} for p, k in sorted(found.items())]
+
+
+def _read_list(path: Path, default_kind: str) -> list[dict]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path) if path.suffix.lower() == ".parquet" else pacsv.read_csv(path)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the input list: {exc}") from None
+    if "path" not in table.column_names:
+        raise InputError(f"{path}: an input list needs a column 'path' (has {', '.join(table.column_names)})")
+    kinds = table.column("source_kind").to_pylist() if "source_kind" in table.column_names else [None] * table.num_rows
+    out = []
+    for line, (item, kind) in enumerate(zip(table.column("path").to_pylist(), kinds), start=2):
+        kind = kind or default_kind
+        if kind not in SOURCE_KINDS:
+            raise InputError(f"{path}:{line}: source_kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        resolved = Path(item).expanduser()
+        if not resolved.is_absolute():
+            resolved = path.parent / resolved
+        out.append({"path": str(resolved.resolve()), "source_kind": kind})
+    return out

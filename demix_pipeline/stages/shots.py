@@ -1,0 +1,169 @@
+"""Stage `shots`: split every source into single-shot clips and cut each to a file with its audio.
+
+measure: detect hard cuts and the ranges no clip may contain (gradual transitions, blank
+frames), plan pieces (trimmed at cut edges, long shots split into windows), cut every piece of
+at least `cut_min_s` to `artifacts/clips/<id[:2]>/<id>.mp4`. decide: keep clips whose length
+lies in [min_clip_s, max_clip_s].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from demix_pipeline.backends.shot_detection import ShotBoundaries, make_detector
+from demix_pipeline.config import ShotsConfig
+from demix_pipeline.media.cut import ClipSpan, cut_clip
+from demix_pipeline.media.ffmpeg import ffmpeg_binary, ffmpeg_version
+from demix_pipeline.stages.base import Stage, failed
+
+
+@dataclass(frozen=True)
+class Piece:
+    start_frame: int
+    end_frame: int  # exclusive
+    shot_index: int
+    piece_index: int
+    cut_in: str
+    cut_out: str
+    cut_in_score: float | None
+
+
+def plan_clips(bounds: ShotBoundaries, cfg: ShotsConfig) -> list[Piece]:
+    """Pieces of shots that hold no cut, transition or blank frame, trimmed and windowed."""
+    n = bounds.num_frames
+    if n == 0:
+        return []
+    edges = [0] + list(bounds.cuts) + [n]
+    excluded = sorted(bounds.excluded)
+    trim = cfg.trim_frames
+    pieces: list[Piece] = []
+    for shot_index, (shot_start, shot_end) in enumerate(zip(edges[:-1], edges[1:])):
+        # free stretches of the shot between excluded ranges, with what bounds each side
+        stretches = []
+        cursor, cursor_kind = shot_start, "start" if shot_start == 0 else "hard"
+        for ex_start, ex_end, kind in excluded:
+            if ex_end <= shot_start or ex_start >= shot_end:
+                continue
+            if ex_start > cursor:
+                stretches.append((cursor, ex_start, cursor_kind, kind))
+            cursor, cursor_kind = max(cursor, ex_end), kind
+        if cursor < shot_end:
+            stretches.append((cursor, shot_end, cursor_kind, "end" if shot_end == n else "hard"))
+        piece_index = 0
+        for start, end, kind_in, kind_out in stretches:
+            start += trim if kind_in != "start" else 0
+            end -= trim if kind_out != "end" else 0
+            if end <= start:
+                continue
+            for w_start, w_end, w_in, w_out in _windows(bounds, start, end, kind_in, kind_out, cfg):
+                score = bounds.cut_scores.get(shot_start) if w_in == "hard" else None
+                pieces.append(Piece(w_start, w_end, shot_index, piece_index, w_in, w_out, score))
+                piece_index += 1
+    return pieces
+
+
+def _windows(bounds: ShotBoundaries, start: int, end: int, kind_in: str, kind_out: str, cfg: ShotsConfig):
+    duration = _time(bounds, end) - _time(bounds, start)
+    if cfg.long_shots == "drop" or duration <= cfg.max_clip_s:
+        return [(start, end, kind_in, kind_out)]
+    count = math.ceil(duration / cfg.window_s)
+    cuts = [start + round(i * (end - start) / count) for i in range(count + 1)]
+    out = []
+    for i in range(count):
+        out.append((cuts[i], cuts[i + 1], kind_in if i == 0 else "window", kind_out if i == count - 1 else "window"))
+    return out
+
+
+def _time(bounds: ShotBoundaries, frame: int) -> float:
+    return float(bounds.times[frame]) if frame < bounds.num_frames else bounds.end_time()
+
+
+def clip_id(source_id: str, start_frame: int, end_frame: int) -> str:
+    return f"{source_id}-{start_frame:06d}-{end_frame:06d}"
+
+
+def clip_path(out: Path, cid: str) -> Path:
+    return out / "artifacts" / "clips" / cid[:2] / f"{cid}.mp4"
+
+
+class ShotsStage(Stage):
+    name = "shots"
+    id_column = "clip_id"
+    fan_out = True
+
+    def setup(self) -> None:
+        self.detector = make_detector(self.cfg.detector)
+        self.ffmpeg = ffmpeg_binary(self.cfg.encode.ffmpeg)
+
+    def backends(self) -> dict[str, str]:
+        detector = make_detector(self.cfg.detector)
+        return {"shots": f"detector {detector.name} {detector.version}; cut with "
+                         f"{ffmpeg_version(ffmpeg_binary(self.cfg.encode.ffmpeg))}"}
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        out = []
+        for source in rows:
+            out.extend(self._measure_source(source))
+        return out
+
+    def _measure_source(self, source: dict) -> list[dict]:
+        bounds = self.detector.detect(source["source_uri"])
+        rows = []
+        frame_interval = float(np.median(np.diff(bounds.times))) if bounds.num_frames > 1 else 1.0 / (source["fps"] or 25)
+        offset = source.get("ingest.start_offset_s") or 0.0
+        audio_end = source.get("ingest.audio_duration_s")
+        for piece in plan_clips(bounds, self.cfg):
+            start_s, end_s = _time(bounds, piece.start_frame), _time(bounds, piece.end_frame)
+            cid = clip_id(source["source_id"], piece.start_frame, piece.end_frame)
+            row = {
+                "clip_id": cid, "source_id": source["source_id"], "source_kind": source["source_kind"],
+                "start_s": start_s, "end_s": end_s,
+                "start_frame": piece.start_frame, "end_frame": piece.end_frame, "clip_uri": None,
+                "shots.shot_index": piece.shot_index, "shots.piece_index": piece.piece_index,
+                "shots.num_frames": piece.end_frame - piece.start_frame, "shots.duration_s": end_s - start_s,
+                "shots.cut_in": piece.cut_in, "shots.cut_out": piece.cut_out, "shots.cut_in_score": piece.cut_in_score,
+                "shots.audio_coverage": None if audio_end is None else
+                min(1.0, max(0.0, (audio_end - start_s) / max(end_s - start_s, 1e-9))),
+                "keep": True, "drop_reason": None, "error": None,
+            }
+            if end_s - start_s >= self.cfg.cut_min_s:
+                try:
+                    row.update(self._cut(source, cid, ClipSpan(offset + start_s, end_s - start_s,
+                                                               piece.end_frame - piece.start_frame, frame_interval)))
+                except Exception as exc:  # one bad clip must not lose the source's other clips
+                    row = failed(row, exc)
+            rows.append(row)
+        return rows
+
+    def _cut(self, source: dict, cid: str, span: ClipSpan) -> dict:
+        dest = clip_path(self.ctx.out, cid)
+        if not dest.exists():  # written atomically, so an existing file is complete
+            cut_clip(source["source_uri"], dest, span, self.cfg.encode, bool(source["has_audio"]))
+        with av.open(str(dest)) as clip:
+            ctx = clip.streams.video[0].codec_context
+            width, height = ctx.width, ctx.height
+        return {"clip_uri": dest.relative_to(self.ctx.out).as_posix(), "shots.clip_width": width, "shots.clip_height": height}
+
+    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
+        base = {"clip_id": f"{row['source_id']}-error", "source_id": row["source_id"], "source_kind": row["source_kind"]}
+        return [failed(base, exc)]
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            if row["error"] is None:
+                duration = row["shots.duration_s"]
+                if row["clip_uri"] is None or duration < self.cfg.min_clip_s:
+                    reason = "too_short"
+                elif duration > self.cfg.max_clip_s:
+                    reason = "too_long"
+                else:
+                    reason = None
+                row["keep"], row["drop_reason"] = reason is None, reason
+            out.append(row)
+        return out
