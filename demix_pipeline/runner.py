@@ -191,9 +191,10 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
     folder = stage_dir(out, name)
     rows, input_fp, passthrough = stage_input(name, out, sources)
     stage_cfg = cfg.stage(name)
-    measure_fp = _hash({"stage": name, "version": stage_cls.version, "config": stage_cfg.measure_dict(), "input": input_fp})
+    shard_size = stage_cfg.resources.shard_size  # part files map to row ranges: a new size means new parts
+    measure_fp = _hash({"stage": name, "version": stage_cls.version, "config": stage_cfg.measure_dict(),
+                        "input": input_fp, "shard_size": shard_size})
     decide_fp = cfg.fingerprint(name, "decide")
-    shard_size = stage_cfg.resources.shard_size
     shards = [(i // shard_size, rows[i:i + shard_size]) for i in range(0, len(rows), shard_size)]
 
     marker = folder / "_measure.json"

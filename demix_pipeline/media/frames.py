@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -17,32 +16,47 @@ import numpy as np
 _DIRECT_FORMATS = {"yuv420p", "yuvj420p"}
 
 
-@dataclass
-class Thumb:
-    index: int
-    time_s: float  # seconds from the first frame
-    yuv: np.ndarray  # (h, w, 3) uint8: Y, U, V at the same grid
-
-
 def _plane(frame, i: int, height: int, width: int) -> np.ndarray:
     plane = frame.planes[i]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
 
 
-def thumbnail(frame: av.VideoFrame, short_side: int = 64) -> np.ndarray:
-    """Y, U, V sampled on one grid with about `short_side` rows/columns on the short side."""
+def thumbnail(frame: av.VideoFrame, short_side: int = 64, out: np.ndarray | None = None) -> np.ndarray:
+    """Y, U, V sampled on one grid with about `short_side` rows/columns on the short side.
+
+    With `out` (shape from thumbnail_shape), writes there instead of allocating.
+    """
     if frame.format.name not in _DIRECT_FORMATS:
         scale = short_side / max(1, min(frame.width, frame.height))
         width = max(2, int(round(frame.width * scale)) * 2)
         height = max(2, int(round(frame.height * scale)) * 2)
         frame = frame.reformat(width=width, height=height, format="yuv420p")
     h, w = frame.height, frame.width
-    step = 2 * max(1, math.ceil(min(h, w) / (2 * short_side)))  # even, so chroma lines up
-    y = _plane(frame, 0, h, w)[::step, ::step]
-    u = _plane(frame, 1, (h + 1) // 2, (w + 1) // 2)[:: step // 2, :: step // 2]
-    v = _plane(frame, 2, (h + 1) // 2, (w + 1) // 2)[:: step // 2, :: step // 2]
-    rows, cols = min(y.shape[0], u.shape[0]), min(y.shape[1], u.shape[1])
-    return np.stack([y[:rows, :cols], u[:rows, :cols], v[:rows, :cols]], axis=-1)
+    step = _step(h, w, short_side)
+    rows, cols = _grid(h, w, step)
+    if out is None:
+        out = np.empty((rows, cols, 3), np.uint8)
+    out[..., 0] = _plane(frame, 0, h, w)[::step, ::step][:rows, :cols]
+    half = step // 2
+    out[..., 1] = _plane(frame, 1, (h + 1) // 2, (w + 1) // 2)[::half, ::half][:rows, :cols]
+    out[..., 2] = _plane(frame, 2, (h + 1) // 2, (w + 1) // 2)[::half, ::half][:rows, :cols]
+    return out
+
+
+def _step(h: int, w: int, short_side: int) -> int:
+    return 2 * max(1, math.ceil(min(h, w) / (2 * short_side)))  # even, so chroma lines up
+
+
+def _grid(h: int, w: int, step: int) -> tuple[int, int]:
+    """Rows and columns present in both the luma and the (half-size) chroma samples."""
+    return min(-(-h // step), -(-((h + 1) // 2) // (step // 2))), min(-(-w // step), -(-((w + 1) // 2) // (step // 2)))
+
+
+def thumbnail_shape(frame: av.VideoFrame, short_side: int = 64) -> tuple[int, int, int]:
+    if frame.format.name not in _DIRECT_FORMATS:
+        return thumbnail(frame, short_side).shape
+    step = _step(frame.height, frame.width, short_side)
+    return (*_grid(frame.height, frame.width, step), 3)
 
 
 def open_video(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.VideoStream]:
@@ -56,19 +70,33 @@ def open_video(path: str | os.PathLike) -> tuple[av.container.InputContainer, av
     return container, stream
 
 
-def iter_thumbnails(path: str | os.PathLike, short_side: int = 64) -> Iterator[Thumb]:
-    """Every frame in presentation order with its time from the first frame."""
+def iter_thumbnail_chunks(path: str | os.PathLike, short_side: int = 64,
+                          chunk: int = 128) -> Iterator[tuple[np.ndarray, list[float]]]:
+    """Every frame in presentation order as thumbnails, `chunk` at a time, with times from the first frame.
+
+    The array of a chunk is reused for the next one: copy what must outlive the iteration step.
+    """
     container, stream = open_video(path)
     with container:
         first = None
         fallback_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
+        buffer, times = None, []
         for index, frame in enumerate(container.decode(stream)):
             t = frame.time
             if t is None:
                 t = index * fallback_step + (first or 0.0)
             if first is None:
                 first = t
-            yield Thumb(index, t - first, thumbnail(frame, short_side))
+                buffer = np.empty((chunk, *thumbnail_shape(frame, short_side)), np.uint8)
+            if thumbnail_shape(frame, short_side) != buffer.shape[1:]:
+                raise ValueError(f"frame size changes mid-stream at frame {index}")
+            thumbnail(frame, short_side, out=buffer[len(times)])
+            times.append(t - first)
+            if len(times) == chunk:
+                yield buffer, times
+                times = []
+        if times:
+            yield buffer[: len(times)], times
 
 
 def iter_frames_rgb(path: str | os.PathLike, indices: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -1,10 +1,8 @@
 """Shot detection on every labelled video of ../shared/media, against stock PySceneDetect in the same run.
 
-Scoring: a shot start after 0 s in labels.tsv is a true boundary; a detected boundary within
-±0.25 s of an unmatched true one is a hit. Boundaries (true or detected) inside a range of
-shot_transitions.tsv (fades, dissolves, inserts, jump cuts; widened by the tolerance) count
-neither for nor against. Files whose video cannot be decoded into frames (the MUSDB stem has
-only cover art) contribute their true cuts (none) as misses if any.
+Scoring (demix_pipeline/evaluation.py): ±0.25 s, fades/dissolves/inserts/jump cuts of
+shot_transitions.tsv count neither for nor against. Files whose video cannot be decoded into
+frames (the MUSDB stem has only cover art) get no boundaries.
 """
 from __future__ import annotations
 
@@ -12,50 +10,14 @@ import pytest
 
 from demix_pipeline.backends.shot_detection import make_detector
 from demix_pipeline.config import DetectorConfig, ShotsConfig
+from demix_pipeline.evaluation import GRADUAL_TYPES, load_shot_truth, score_boundaries
 from demix_pipeline.stages.shots import plan_clips
-from tests.conftest import read_tsv
-
-TOLERANCE_S = 0.25
-GRADUAL = {"fade_in", "fade_out", "dissolve", "wipe"}
-
-
-def truth(media):
-    cuts, dont_care = {}, {}
-    for row in read_tsv(media / "labels.tsv"):
-        cuts.setdefault(row["video_path"], [])
-        if float(row["start_s"]) > 0:
-            cuts[row["video_path"]].append(float(row["start_s"]))
-    for row in read_tsv(media / "shot_transitions.tsv"):
-        dont_care.setdefault(row["video_path"], []).append((float(row["start_s"]), float(row["end_s"]), row["type"]))
-    return cuts, dont_care
-
-
-def score(predicted: dict[str, list[float]], cuts, dont_care) -> dict:
-    tp = fp = fn = 0
-    for video, true_cuts in cuts.items():
-        ranges = dont_care.get(video, [])
-        ignored = lambda t: any(a - TOLERANCE_S <= t <= b + TOLERANCE_S for a, b, _ in ranges)  # noqa: E731
-        counted = [t for t in true_cuts if not ignored(t)]
-        used = set()
-        for t in sorted(predicted.get(video, [])):
-            match = next((i for i, c in enumerate(counted) if i not in used and abs(c - t) <= TOLERANCE_S), None)
-            if match is not None:
-                used.add(match)
-                tp += 1
-            elif not ignored(t):
-                fp += 1
-        fn += len(counted) - len(used)
-    precision = tp / max(1, tp + fp)
-    recall = tp / max(1, tp + fn)
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / max(1e-9, precision + recall)}
 
 
 def detect_all(media, cfg: DetectorConfig) -> dict[str, list[float]]:
     detector = make_detector(cfg)
-    cuts, _ = truth(media)
     out = {}
-    for video in cuts:
+    for video in load_shot_truth(media).cuts:
         try:
             out[video] = detector.detect(media / video).boundary_times()
         except ValueError:  # no decodable video (cover art only): no boundaries
@@ -65,10 +27,9 @@ def detect_all(media, cfg: DetectorConfig) -> dict[str, list[float]]:
 
 @pytest.fixture(scope="module")
 def f1_scores(media):
-    cuts, dont_care = truth(media)
-    ours = score(detect_all(media, DetectorConfig()), cuts, dont_care)
-    stock = score(detect_all(media, DetectorConfig(name="content")), cuts, dont_care)
-    return ours, stock
+    truth = load_shot_truth(media)
+    return score_boundaries(detect_all(media, DetectorConfig()), truth), \
+        score_boundaries(detect_all(media, DetectorConfig(name="content")), truth)
 
 
 def test_f1_at_least_095_and_above_stock_content_detector(f1_scores):
@@ -83,10 +44,9 @@ def test_no_clip_contains_a_gradual_transition(media):
     """Every fade and dissolve of shot_transitions.tsv lies outside every planned clip."""
     detector = make_detector(DetectorConfig())
     cfg = ShotsConfig()
-    _, dont_care = truth(media)
     checked = 0
-    for video, ranges in dont_care.items():
-        gradual = [(a, b) for a, b, kind in ranges if kind in GRADUAL]
+    for video, ranges in load_shot_truth(media).transitions.items():
+        gradual = [(a, b) for a, b, kind in ranges if kind in GRADUAL_TYPES]
         if not gradual:
             continue
         bounds = detector.detect(media / video)

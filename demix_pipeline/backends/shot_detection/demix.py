@@ -24,7 +24,7 @@ import numpy as np
 
 from demix_pipeline.backends.shot_detection.base import ShotBoundaries
 from demix_pipeline.config import DetectorConfig
-from demix_pipeline.media.frames import iter_thumbnails
+from demix_pipeline.media.frames import iter_thumbnail_chunks
 
 VERSION = "1"
 _CHUNK = 128
@@ -33,8 +33,10 @@ _CHUNK = 128
 def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean absolute difference per frame of two uint8 stacks (OpenCV's SIMD absdiff)."""
     n = a.shape[0]
+    if n == 0:
+        return np.zeros(0)
     diff = cv2.absdiff(np.ascontiguousarray(a).reshape(n, -1), np.ascontiguousarray(b).reshape(n, -1))
-    return diff.mean(axis=1, dtype=np.float64) if n else np.zeros(0)
+    return cv2.reduce(diff, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / diff.shape[1]
 
 
 class DemixDetector:
@@ -46,17 +48,9 @@ class DemixDetector:
 
     def detect(self, path: str | os.PathLike) -> ShotBoundaries:
         state = _Scan(self.cfg)
-        batch: list[np.ndarray] = []
-        for thumb in iter_thumbnails(path, self.cfg.thumb_short_side):
-            if batch and thumb.yuv.shape != batch[0].shape:
-                raise ValueError(f"frame size changes mid-stream at frame {thumb.index}")
-            state.times.append(thumb.time_s)
-            batch.append(thumb.yuv)
-            if len(batch) == _CHUNK:
-                state.push(np.stack(batch))
-                batch = []
-        if batch:
-            state.push(np.stack(batch))
+        for chunk, times in iter_thumbnail_chunks(path, self.cfg.thumb_short_side, _CHUNK):
+            state.times.extend(times)
+            state.push(chunk)
         if not state.times:
             raise ValueError("video decodes to no frame")
         return state.finish()
@@ -95,10 +89,10 @@ class _Scan:
         self.back = max(self.w, self.k_cons + 1, 2 * self.k_grad) + 2
         self.fwd = 2 + max(self.w, self.k_cons, self.k_persist)
 
-    def push(self, chunk_u8: np.ndarray) -> None:
+    def push(self, frames_in: np.ndarray) -> None:
         if self.fps is None:
             self._setup()
-        chunk = chunk_u8
+        chunk = frames_in.copy()  # the decoder side reuses its buffer
         start = len(self.mad)
         frames = chunk if self.tail is None else np.concatenate([self.tail, chunk])
         base = self.tail_start
@@ -109,9 +103,14 @@ class _Scan:
         else:
             diffs = _mean_abs(chunk, np.concatenate([self.tail[-1:], chunk[:-1]]))
         self.mad.extend(diffs.tolist())
-        luma = chunk_u8[..., 0].reshape(len(chunk), -1)
-        self.luma_mean.extend(luma.mean(axis=1).tolist())
-        self.luma_std.extend(luma.std(axis=1).tolist())
+        luma = np.ascontiguousarray(chunk[..., 0]).reshape(len(chunk), -1)
+        means = cv2.reduce(luma, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] / luma.shape[1]
+        stds = np.full(len(chunk), np.inf)
+        dark = np.flatnonzero(means <= self.cfg.blank_max_luma)  # std only matters for blank frames
+        if len(dark):
+            stds[dark] = luma[dark].std(axis=1)
+        self.luma_mean.extend(means.tolist())
+        self.luma_std.extend(stds.tolist())
         self._gradual(frames, base)
         # hard-cut candidates among the new frames
         lo = self.cfg.cut_min_diff
