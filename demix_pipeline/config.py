@@ -139,8 +139,12 @@ class PipelineConfig(Strict):
 
     def fingerprint(self, stage: str, part: Literal["measure", "decide"]) -> str:
         cfg = self.stage(stage)
-        payload = cfg.measure_dict() if part == "measure" else cfg.decide_dict()
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self.fingerprint_of(cfg.measure_dict() if part == "measure" else cfg.decide_dict())
+
+    @staticmethod
+    def fingerprint_of(payload: BaseModel | dict) -> str:
+        data = payload.model_dump() if isinstance(payload, BaseModel) else payload
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def default_stages_dir() -> Path:

@@ -120,8 +120,8 @@ class _Worker:
         self.stage = stage_cls(PipelineConfig.model_validate_json(config_json), ctx)
         self.stage.setup()
 
-    def run(self, shard: int, rows: list[dict], passthrough: set[str], batch_size: int) -> dict:
-        """Measure the shard's rows; rows the previous stage dropped pass through unmeasured."""
+    def measure(self, rows: list[dict], passthrough: set[str], batch_size: int) -> list[dict]:
+        """Measure rows; rows the previous stage dropped pass through unmeasured."""
         stage = self.stage
         names = set(schema(stage.name).names)
         id_col = stage.id_column
@@ -140,13 +140,43 @@ class _Worker:
                         out_rows.extend(stage.measure([row]))
                     except Exception as row_exc:
                         out_rows.extend(stage.error_rows(row, row_exc))
-        table = to_table(stage.name, out_rows, stage.backends())
-        write_atomic(table, stage_dir(stage.ctx.out, stage.name) / part_name(shard))
+        return out_rows
+
+    def run(self, shard: int, rows: list[dict], passthrough: set[str], batch_size: int) -> dict:
+        out_rows = self.measure(rows, passthrough, batch_size)
+        stage = self.stage
+        write_atomic(to_table(stage.name, out_rows, stage.backends()), stage_dir(stage.ctx.out, stage.name) / part_name(shard))
         return {"shard": shard, "rows_in": len(rows), "rows_out": len(out_rows)}
 
 
 def _run_shard_task(stage_cls, config_json, ctx, shard, rows, passthrough, batch_size):
     return _Worker(stage_cls, config_json, ctx).run(shard, rows, passthrough, batch_size)
+
+
+def _measure_rows_task(stage_cls, config_json, ctx, rows, passthrough, batch_size):
+    return _Worker(stage_cls, config_json, ctx).measure(rows, passthrough, batch_size)
+
+
+def _isolate(stage_cls, cfg, ctx, shard, rows, measure_one) -> None:
+    """Measure a crashed shard one row at a time; a row that kills its worker becomes an error row.
+
+    Sequential on purpose: crashes are rare, and the pool's own workers (CPU slots or actors with
+    a loaded model) are used, so no extra resources are needed.
+    """
+    import ray
+
+    stage = stage_cls(cfg, ctx)
+    out_rows: list[dict] = []
+    for row in rows:
+        try:
+            out_rows.extend(measure_one(row))
+        except ray.exceptions.RayError as exc:
+            out_rows.extend(stage.error_rows(row, WorkerCrashed(f"the worker died on this row ({type(exc).__name__})")))
+    write_atomic(to_table(stage.name, out_rows, stage.backends()), stage_dir(ctx.out, stage.name) / part_name(shard))
+
+
+class WorkerCrashed(RuntimeError):
+    """A row's measurement killed its worker process."""
 
 
 def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple[int, list[dict]]],
@@ -159,23 +189,48 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
     bar = tqdm(total=sum(len(rows) for _, rows in shards), unit="row", desc=stage_cls.name,
                disable=not progress or None, dynamic_ncols=True)
     try:
-        if stage_cls.uses_model:
-            from ray.util import ActorPool
-
-            actor = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus)(_Worker)
-            pool = ActorPool([actor.remote(stage_cls, config_json, ctx) for _ in range(res.concurrency)])
-            work = pool.map_unordered(lambda a, s: a.run.remote(s[0], s[1], passthrough, res.batch_size), shards)
-            for result in work:
-                bar.update(result["rows_in"])
-            return
-        task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=1)(_run_shard_task)
-        pending, queue = [], list(shards)
+        options = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
+        if stage_cls.uses_model:  # a pool of actors: the model is loaded once per actor
+            actor_cls = ray.remote(**options)(_Worker)
+            idle = [actor_cls.remote(stage_cls, config_json, ctx) for _ in range(res.concurrency)]
+        else:  # CPU-only stage: plain tasks
+            task = ray.remote(max_retries=1, **options)(_run_shard_task)
+            idle = [None] * res.concurrency
+        pending: dict = {}
+        queue = list(shards)
         while queue or pending:
-            while queue and len(pending) < res.concurrency:
+            while queue and idle:
                 shard, rows = queue.pop(0)
-                pending.append(task.remote(stage_cls, config_json, ctx, shard, rows, passthrough, res.batch_size))
-            done, pending = ray.wait(pending, num_returns=1)
-            bar.update(ray.get(done[0])["rows_in"])
+                actor = idle.pop()
+                ref = (actor.run.remote(shard, rows, passthrough, res.batch_size) if actor is not None
+                       else task.remote(stage_cls, config_json, ctx, shard, rows, passthrough, res.batch_size))
+                pending[ref] = (shard, rows, actor)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            shard, rows, actor = pending.pop(done[0])
+            try:
+                bar.update(ray.get(done[0])["rows_in"])
+            except ray.exceptions.RayError as exc:  # the worker process died (crash in native code, OOM kill)
+                log.warning("%s: shard %d crashed its worker (%s); isolating its rows", stage_cls.name, shard,
+                            type(exc).__name__)
+                if actor is None:
+                    one = ray.remote(max_retries=0, **options)(_measure_rows_task)
+
+                    def measure_one(row):
+                        return ray.get(one.remote(stage_cls, config_json, ctx, [row], passthrough, 1))
+                else:
+                    holder = [actor_cls.remote(stage_cls, config_json, ctx)]
+
+                    def measure_one(row):
+                        try:
+                            return ray.get(holder[0].measure.remote([row], passthrough, 1))
+                        except ray.exceptions.RayError:
+                            holder[0] = actor_cls.remote(stage_cls, config_json, ctx)
+                            raise
+
+                _isolate(stage_cls, cfg, ctx, shard, rows, measure_one)
+                actor = None if actor is None else holder[0]
+                bar.update(len(rows))
+            idle.append(actor)
     finally:
         bar.close()
 
@@ -199,9 +254,13 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
 
     marker = folder / "_measure.json"
     previous = json.loads(marker.read_text()) if marker.exists() else None
+    artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
     if previous and previous.get("measure_fingerprint") != measure_fp:
         log.warning("%s: config or input changed since the stored run; redoing the stage", name)
         shutil.rmtree(folder)
+        if previous.get("artifacts_fingerprint") != artifacts_fp:
+            log.warning("%s: artifact settings changed; removing its artifacts so they are made anew", name)
+            stage_cls.clear_artifacts(out)
         previous = None
     if previous and (folder / "_SUCCESS").exists():
         stored = json.loads((folder / "_stage.json").read_text())
@@ -210,7 +269,8 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
         return apply_decide(name, cfg, out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "_SUCCESS").unlink(missing_ok=True)
-    write_json_atomic({"measure_fingerprint": measure_fp, "input_fingerprint": input_fp, "shards": len(shards),
+    write_json_atomic({"measure_fingerprint": measure_fp, "artifacts_fingerprint": artifacts_fp,
+                       "input_fingerprint": input_fp, "shards": len(shards),
                        "rows_in": len(rows), "shard_size": shard_size}, marker)
     done = {int(p.stem.split("-")[1]) for p in part_files(out, name)}
     todo = [(i, r) for i, r in shards if i not in done]

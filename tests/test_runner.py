@@ -145,3 +145,43 @@ def test_changed_measure_config_redoes_the_stage(reference_run, tmp_path, ray_se
     assert summary.status == "ran"
     rows = read_stage(out, "shots").to_pylist()
     assert any(r["shots.cut_in"] == "hard" and r["start_frame"] in (144, 237, 70) for r in rows)
+
+
+@pytest.mark.parametrize("as_actors", [False, True], ids=["tasks", "actors"])
+def test_a_row_that_kills_its_worker_becomes_an_error_row(as_actors, reference_run, tmp_path, ray_session):
+    """A crash in native code (here: os._exit in the worker) costs only the row that caused it."""
+    from demix_pipeline.manifest import part_files
+    from demix_pipeline.runner import _execute
+    from demix_pipeline.stages import RunContext
+
+    class CrashingShots(ShotsStage):  # defined here, so Ray pickles it by value
+        uses_model = as_actors
+
+        def measure(self, rows):
+            if any("vas_dog" in r["source_uri"] for r in rows):
+                os._exit(3)
+            return super().measure(rows)
+
+    cfg = load_config(overrides=["run.progress=false", *FAST, "shots.resources.shard_size=3"])
+    sources = read_stage(reference_run, "ingest").to_pylist()
+    kept = sorted((r for r in sources if r["keep"]), key=lambda r: r["source_id"])
+    out = tmp_path / "crash"
+    ctx = RunContext(out=out)
+    _execute(CrashingShots, cfg, ctx, [(0, kept[:3]), (1, kept[3:])], set(), progress=False)
+    rows = [r for p in part_files(out, "shots") for r in pq.read_table(p).to_pylist()]
+    crashed = [r for r in rows if r["error"]]
+    assert len(crashed) == 1 and crashed[0]["error"].startswith("WorkerCrashed: the worker died on this row")
+    dog = next(r["source_id"] for r in kept if "vas_dog" in r["source_uri"])
+    assert crashed[0]["source_id"] == dog
+    assert {r["source_id"] for r in rows} == {r["source_id"] for r in kept}  # every other source measured
+
+
+def test_changed_encode_settings_remake_the_clips(reference_run, tmp_path, ray_session):
+    out = tmp_path / "copy"
+    shutil.copytree(reference_run, out)
+    before = {p.name: p.read_bytes() for p in (out / "artifacts").rglob("*.mp4")}
+    cfg = load_config(overrides=["run.progress=false", *FAST, "shots.encode.crf=35"])
+    assert run_stage("shots", cfg, out).status == "ran"
+    after = {p.name: p.read_bytes() for p in (out / "artifacts").rglob("*.mp4")}
+    assert set(after) == set(before)
+    assert all(after[name] != before[name] for name in before)

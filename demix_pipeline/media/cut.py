@@ -56,7 +56,12 @@ def cut_clip(source: str | os.PathLike, dest: Path, span: ClipSpan, encode: Enco
     cmd += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}{dest.suffix}")
-    proc = subprocess.run(cmd + [str(tmp)], capture_output=True, text=True, check=False)
+    limit = max(120.0, 30.0 * span.duration_s)  # far beyond real encode times: only a hang reaches it
+    try:
+        proc = subprocess.run(cmd + [str(tmp)], capture_output=True, text=True, check=False, timeout=limit)
+    except subprocess.TimeoutExpired:
+        tmp.unlink(missing_ok=True)
+        raise CutError(f"ffmpeg did not finish within {limit:.0f} s") from None
     if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])

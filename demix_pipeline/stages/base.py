@@ -42,6 +42,15 @@ class Stage:
         self.cfg: StageConfig = config.stage(self.name)
         self.ctx = ctx
 
+    @classmethod
+    def artifacts_fingerprint(cls, config: PipelineConfig) -> str | None:
+        """What the stage's artifact files depend on beyond their ids; None if it writes none."""
+        return None
+
+    @classmethod
+    def clear_artifacts(cls, out: Path) -> None:
+        """Remove the stage's artifact files (their settings changed, so they cannot be reused)."""
+
     def setup(self) -> None:
         """Load models or heavy objects; called once per worker before any measure()."""
 

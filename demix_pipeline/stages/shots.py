@@ -8,6 +8,7 @@ lies in [min_clip_s, max_clip_s].
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,14 @@ class ShotsStage(Stage):
     name = "shots"
     id_column = "clip_id"
     fan_out = True
+
+    @classmethod
+    def artifacts_fingerprint(cls, config) -> str | None:
+        return config.fingerprint_of(config.shots.encode)
+
+    @classmethod
+    def clear_artifacts(cls, out: Path) -> None:
+        shutil.rmtree(out / "artifacts" / "clips", ignore_errors=True)
 
     def setup(self) -> None:
         self.detector = make_detector(self.cfg.detector)

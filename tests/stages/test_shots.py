@@ -17,7 +17,8 @@ from tests.pipeline_helpers import run_pipeline
 PICKS = ["multi_person_dialogue/pyscenedetect_bbc_documentary_issue195.mp4",
          "multi_person_dialogue/pyscenedetect_goldeneye_rotated_issue134.mp4",
          "multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4",
-         "scenery_no_people/datajuicer_video11_great_wall_silent_track.mp4"]
+         "scenery_no_people/datajuicer_video11_great_wall_silent_track.mp4",
+         "sound_effects/moviepy_plane_video_with_failing_audio.mp4"]  # its MP3 turns to digital silence at 4.7 s
 EDGE = ["vfr", "short_audio", "surround", "avi", "truncated_faststart"]
 
 
@@ -120,6 +121,12 @@ def test_audio_ending_early_is_padded_and_reported(shot_run):
     clips = clips_of(shot_run, "short_audio.mp4")
     assert len(clips) == 1 and clips[0]["keep"]  # one 8 s shot
     assert clips[0]["shots.audio_coverage"] == pytest.approx(3.0 / 8.0, abs=0.02)
+
+
+def test_fade_to_black_at_the_end_is_trimmed_off(shot_run):
+    clips = clips_of(shot_run, "moviepy_plane_video_with_failing_audio.mp4")
+    assert clips and max(c["end_s"] for c in clips) <= 8.5 + 0.1  # shot_transitions.tsv: fade_out 8.5-11.2 s
+    assert clips[-1]["shots.cut_out"] == "gradual"
 
 
 def test_surround_audio_is_downmixed_to_stereo(shot_run):
