@@ -82,6 +82,7 @@ def status_rows(out: Path) -> list[dict]:
             "kept": record.get("kept") if finished else None, "errors": record.get("errors") if finished else None,
             "dropped": record.get("dropped_by_reason", {}) if finished else {},
             "shards_done": done, "shards_pending": max(0, total - done),
+            "hours_out": record.get("hours_out") if finished else None,
             "hours_kept": record.get("hours_kept") if finished else None,
         })
     return rows
@@ -96,13 +97,13 @@ def cmd_status(args) -> int:
     if not rows:
         print(f"no stage output in {out}")
         return 1
-    header = ["stage", "state", "rows in", "rows out", "kept", "errors", "shards done/pending", "hours kept", "dropped by reason"]
+    header = ["stage", "state", "rows in", "rows out", "kept", "errors", "shards done/pending", "hours out/kept", "dropped by reason"]
     table = [header]
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         table.append([r["stage"], r["state"], fmt(r["rows_in"]), fmt(r["rows_out"]), fmt(r["kept"]), fmt(r["errors"]),
                       f"{r['shards_done']}/{r['shards_pending']}",
-                      "-" if r["hours_kept"] is None else f"{r['hours_kept']:.3f}",
+                      "-" if r["hours_kept"] is None else f"{r['hours_out'] or 0:.3f}/{r['hours_kept']:.3f}",
                       ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-"])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):

@@ -340,7 +340,7 @@ def _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, info: dict) 
         "decide_fingerprint": decide_fp,
         "output_fingerprint": _hash([info["measure_fingerprint"], decide_fp]),
         "rows_out": len(all_rows), "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
-        "hours_kept": _hours(all_rows, name), "decide_s": time.time() - decide_started,
+        "hours_out": _hours(all_rows, name, kept_only=False), "hours_kept": _hours(all_rows, name), "decide_s": time.time() - decide_started,
         "finished": time.time(), **info,
     }
     rows_measured = max(1, len(all_rows) - len(passthrough))
@@ -353,9 +353,9 @@ def _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, info: dict) 
     return _summary_from(record, "ran")
 
 
-def _hours(rows: list[dict], name: str) -> float:
+def _hours(rows: list[dict], name: str, kept_only: bool = True) -> float:
     col = "duration_s" if name == "ingest" else "shots.duration_s"
-    return sum((r.get(col) or 0.0) for r in rows if r["keep"]) / 3600.0
+    return sum((r.get(col) or 0.0) for r in rows if r["keep"] or not kept_only) / 3600.0
 
 
 def _upstream_backends(out: Path, name: str) -> dict[str, str]:
