@@ -118,6 +118,32 @@ class ShotsConfig(StageConfig):
         return self
 
 
+class AudioQualityConfig(StageConfig):
+    """Offline backend: DNSMOS on the speech-bearing part plus signal measures on every clip."""
+
+    backend: Literal["offline"] = "offline"
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="silero speech probability for a speech window")
+    min_speech_s: float = Field(1.0, ge=0, description="DNSMOS runs only when the clip has this much speech")
+    dnsmos_hop_s: float = Field(9.0, gt=0, description="hop between DNSMOS's 9.01 s windows")
+    clip_level: float = Field(0.99, gt=0, le=1, description="a sample at or above this is clipped")
+    silence_window_s: float = Field(0.05, gt=0)
+    silence_threshold_dbfs: float = Field(-60.0, le=0)
+    bandwidth_drop_db: float = Field(60.0, gt=0)
+    min_rms_dbfs: float = Field(-55.0, le=0, description="quieter clips are dropped as silent")
+    max_silence_ratio: float = Field(0.8, ge=0, le=1, description="clips with more silent windows are dropped")
+    max_clipping_ratio: float = Field(0.01, ge=0, le=1)
+    min_bandwidth_hz: float = Field(2500.0, ge=0)
+    min_dnsmos_sig: float | None = Field(2.0, description="speech signal quality floor (null: not applied)")
+    min_dnsmos_ovrl: float | None = Field(None, description="overall floor; null because music and effects lower it")
+    dnsmos_min_speech_ratio: float = Field(0.5, ge=0, le=1, description="DNSMOS floors apply only to clips this speech-dominant")
+    dnsmos_min_bak: float = Field(2.5, ge=1, le=5, description="... and only where DNSMOS BAK says the background is clean")
+
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=64)
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "min_rms_dbfs", "max_silence_ratio", "max_clipping_ratio", "min_bandwidth_hz", "min_dnsmos_sig", "min_dnsmos_ovrl",
+        "dnsmos_min_speech_ratio", "dnsmos_min_bak"})
+
+
 class RunSettings(Strict):
     address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
@@ -126,13 +152,11 @@ class RunSettings(Strict):
     progress: bool = True
 
 
-STAGE_MODELS: dict[str, type[StageConfig]] = {"ingest": IngestConfig, "shots": ShotsConfig}
-
-
 class PipelineConfig(Strict):
     run: RunSettings = RunSettings()
     ingest: IngestConfig = IngestConfig()
     shots: ShotsConfig = ShotsConfig()
+    audio_quality: AudioQualityConfig = AudioQualityConfig()
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)

@@ -96,9 +96,27 @@ SHOTS = [
     Column("shots.clip_height", pa.int32(), "height of the clip file"),
 ]
 
+AUDIO_QUALITY = [
+    Column("audio_quality.sample_rate", pa.int32(), "sample rate of the clip's audio as decoded"),
+    Column("audio_quality.channels", pa.int32(), "channels of the clip's audio"),
+    Column("audio_quality.rms_dbfs", pa.float64(), "RMS level over all channels, dBFS (-120: digital silence)"),
+    Column("audio_quality.peak_dbfs", pa.float64(), "sample peak, dBFS"),
+    Column("audio_quality.loudness_lufs", pa.float64(), "integrated loudness, ITU-R BS.1770-4 (gated), LUFS (-120 when below the gates)"),
+    Column("audio_quality.clipping_ratio", pa.float64(), "fraction of samples at or above audio_quality.clip_level of full scale"),
+    Column("audio_quality.silence_ratio", pa.float64(), "fraction of 50 ms windows below audio_quality.silence_threshold_dbfs (mono mix)"),
+    Column("audio_quality.bandwidth_hz", pa.float64(), "highest frequency within bandwidth_drop_db (60 dB) of the long-term spectrum's peak"),
+    Column("audio_quality.speech_s", pa.float64(), "seconds of speech found by silero VAD (ONNX, 16 kHz mono mix)"),
+    Column("audio_quality.speech_ratio", pa.float64(), "speech_s over the clip's audio duration"),
+    Column("audio_quality.dnsmos_sig", pa.float64(), "DNSMOS P.835 speech signal quality (1-5) on the speech-bearing part; null under min_speech_s"),
+    Column("audio_quality.dnsmos_bak", pa.float64(), "DNSMOS P.835 background quality (1-5): music and effects lower it; null under min_speech_s"),
+    Column("audio_quality.dnsmos_ovrl", pa.float64(), "DNSMOS P.835 overall quality (1-5); null under min_speech_s"),
+    Column("audio_quality.dnsmos_p808", pa.float64(), "DNSMOS P.808 overall quality (1-5); null under min_speech_s"),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
+    "audio_quality": CLIP_CORE + SHOTS + AUDIO_QUALITY + KEEP_COLUMNS,
 }
 
 

@@ -13,9 +13,13 @@ def stage_class(name: str) -> type[Stage]:
         from demix_pipeline.stages.shots import ShotsStage
 
         return ShotsStage
+    if name == "audio_quality":
+        from demix_pipeline.stages.audio_quality import AudioQualityStage
+
+        return AudioQualityStage
     raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
 
 
-IMPLEMENTED = ("ingest", "shots")
+IMPLEMENTED = ("ingest", "shots", "audio_quality")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

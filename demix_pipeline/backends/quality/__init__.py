@@ -1,0 +1,1 @@
+"""Audio quality scorers: offline DNSMOS (speech) and reference audiobox-aesthetics."""
