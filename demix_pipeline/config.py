@@ -138,7 +138,7 @@ class AudioQualityConfig(StageConfig):
     dnsmos_min_speech_ratio: float = Field(0.5, ge=0, le=1, description="DNSMOS floors apply only to clips this speech-dominant")
     dnsmos_min_bak: float = Field(2.5, ge=1, le=5, description="... and only where DNSMOS BAK says the background is clean")
 
-    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=64)
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=16)
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({
         "min_rms_dbfs", "max_silence_ratio", "max_clipping_ratio", "min_bandwidth_hz", "min_dnsmos_sig", "min_dnsmos_ovrl",
         "dnsmos_min_speech_ratio", "dnsmos_min_bak"})
