@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install demo test run status ingest shots audio_quality clean help
+.PHONY: install demo test run status ingest shots audio_quality demix clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | status OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | status OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,7 @@ run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path [OUT=dir] [KIND=cinematic]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) $(ARGS)
 
-ingest shots audio_quality: install
+ingest shots audio_quality demix: install
 	@test -n "$(INPUT)" || { echo "usage: make $@ INPUT=path [OUT=dir]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) --until $@ $(ARGS)
 

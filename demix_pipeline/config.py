@@ -144,6 +144,27 @@ class AudioQualityConfig(StageConfig):
         "dnsmos_min_speech_ratio", "dnsmos_min_bak"})
 
 
+class DemixConfig(StageConfig):
+    """Dual demixing: separator A (speech, effects, music) and B (speech, others), cross-checked by L1."""
+
+    separator_a: Literal["offline"] = "offline"
+    separator_b: Literal["offline"] = "offline"
+    sample_rate: int = Field(48000, description="rate both separators run at and stems are written at (mono)")
+    # stem names of each backend mapped to the recipe's names
+    a_stems: dict[str, str] = {"speech": "deepfilternet3", "music": "hpss_music", "effects": "hpss_effects"}
+    b_stems: dict[str, str] = {"speech": "rnnoise", "others": "residual"}
+    hpss_margin: float = Field(2.0, ge=1)
+    rhythm_threshold: float = Field(0.4, ge=0, le=1)
+    tonal_margin_db: float = Field(10.0, ge=0)
+    silence_dbfs: float = Field(-45.0, le=0, description="the paper's silence level: a stem quieter than this is silent")
+    l1_floor: float = Field(1e-4, gt=0, description="mixture level below which L1 is not scaled (near-silent clips)")
+    stem_format: Literal["flac"] = "flac"
+    max_l1: float = Field(0.5, gt=0, description="drop when a comparable pair's normalised L1 is above this")
+
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=1, shard_size=16)
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_l1", "silence_dbfs"})
+
+
 class RunSettings(Strict):
     address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
@@ -157,6 +178,7 @@ class PipelineConfig(Strict):
     ingest: IngestConfig = IngestConfig()
     shots: ShotsConfig = ShotsConfig()
     audio_quality: AudioQualityConfig = AudioQualityConfig()
+    demix: DemixConfig = DemixConfig()
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)

@@ -113,10 +113,30 @@ AUDIO_QUALITY = [
     Column("audio_quality.dnsmos_p808", pa.float64(), "DNSMOS P.808 overall quality (1-5); null under min_speech_s"),
 ]
 
+DEMIX = [
+    Column("demix.a_speech_dbfs", pa.float64(), "RMS dBFS of separator A's speech stem (48 kHz mono)"),
+    Column("demix.a_effects_dbfs", pa.float64(), "RMS dBFS of separator A's effects stem"),
+    Column("demix.a_music_dbfs", pa.float64(), "RMS dBFS of separator A's music stem"),
+    Column("demix.b_speech_dbfs", pa.float64(), "RMS dBFS of separator B's speech stem"),
+    Column("demix.b_others_dbfs", pa.float64(), "RMS dBFS of separator B's others stem (mixture minus its speech)"),
+    Column("demix.mixture_dbfs", pa.float64(), "RMS dBFS of the mono 48 kHz mixture both separators saw"),
+    Column("demix.l1_speech", pa.float64(), "mean |A.speech - B.speech| over mean |mixture| (always compared)"),
+    Column("demix.l1_others_effects", pa.float64(), "mean |B.others - A.effects| over mean |mixture| (always measured; compared only when A.music is silent)"),
+    Column("demix.l1_others_music", pa.float64(), "mean |B.others - A.music| over mean |mixture| (always measured; compared only when A.effects is silent)"),
+    Column("demix.pairs", pa.string(), "pairs compared by decide, comma-separated: speech always; others_effects when A.music is silent; others_music when A.effects is silent"),
+    Column("demix.max_l1", pa.float64(), "largest L1 among the comparable pairs (what decide compares with max_l1)"),
+    Column("demix.rhythm", pa.float64(), "periodicity (0-1) of the residual's percussion (offline A's music/effects rule)"),
+    Column("demix.percussion_to_music", pa.bool_(), "offline A put the residual's percussion into music (rhythmic, over a tonal layer)"),
+    Column("demix.speech_uri", pa.string(), "separator A's speech stem, FLAC 48 kHz mono, relative to the run root"),
+    Column("demix.effects_uri", pa.string(), "separator A's effects stem, FLAC"),
+    Column("demix.music_uri", pa.string(), "separator A's music stem, FLAC"),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
     "audio_quality": CLIP_CORE + SHOTS + AUDIO_QUALITY + KEEP_COLUMNS,
+    "demix": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + KEEP_COLUMNS,
 }
 
 

@@ -25,3 +25,15 @@ def ffmpeg_binary(preference: str = "auto") -> str:
 def ffmpeg_version(binary: str) -> str:
     out = subprocess.run([binary, "-version"], capture_output=True, text=True, check=False).stdout
     return out.split("\n", 1)[0].strip()
+
+
+def ffmpeg_error_text(path: str, timeout_s: float = 30.0) -> str:
+    """FFmpeg's own error lines for a file that does not open (e.g. "moov atom not found")."""
+    try:
+        proc = subprocess.run([ffmpeg_binary(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path)],
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired, RuntimeError):
+        return ""
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if "At least one output file must be specified" not in line]
+    return "; ".join(dict.fromkeys(lines))[:300]

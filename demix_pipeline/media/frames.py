@@ -59,14 +59,16 @@ def thumbnail_shape(frame: av.VideoFrame, short_side: int = 64) -> tuple[int, in
     return (*_grid(frame.height, frame.width, step), 3)
 
 
-def open_video(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.VideoStream]:
+def open_video(path: str | os.PathLike, threaded: bool = True) -> tuple[av.container.InputContainer, av.VideoStream]:
+    """First real video stream (cover art skipped); frame threading for full sequential decodes."""
     container = av.open(str(path))
     streams = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not streams:
         container.close()
         raise ValueError("no video stream")
     stream = streams[0]
-    stream.thread_type = "AUTO"
+    if threaded:
+        stream.thread_type = "AUTO"
     return container, stream
 
 
@@ -100,8 +102,12 @@ def iter_thumbnail_chunks(path: str | os.PathLike, short_side: int = 64,
 
 
 def iter_frames_rgb(path: str | os.PathLike, indices: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Full-size RGB frames (all, or only `indices`), for checks and thumbnails, not for bulk work."""
-    container, stream = open_video(path)
+    """Full-size RGB frames (all, or only `indices`), for checks and thumbnails, not for bulk work.
+
+    Decodes without frame threads: callers often stop early, and a frame-threaded decoder freed
+    mid-stream is where FFmpeg teardown problems live.
+    """
+    container, stream = open_video(path, threaded=False)
     with container:
         for index, frame in enumerate(container.decode(stream)):
             if indices is None or index in indices:

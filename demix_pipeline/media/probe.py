@@ -14,6 +14,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from demix_pipeline.media.ffmpeg import ffmpeg_error_text
+
 
 class ProbeError(RuntimeError):
     """The file cannot be used as a video source; the message says why."""
@@ -72,7 +74,8 @@ def probe(path: str | os.PathLike, keep_frame_times: bool = False) -> MediaInfo:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise ProbeError(f"cannot open as media: {exc}") from None
+        detail = ffmpeg_error_text(str(path))
+        raise ProbeError(f"cannot open as media: {exc}" + (f" (ffmpeg: {detail})" if detail else "")) from None
     with container:
         info = MediaInfo(size_bytes=os.path.getsize(path), container=container.format.name,
                          container_start_s=(container.start_time or 0) / 1e6)

