@@ -44,7 +44,7 @@ def test_errors_exit_2_with_a_clear_message(tmp_path, capsys):
     assert "--kind 'tv'" in capsys.readouterr().err
     assert main(["decide", "shots", "--out", str(tmp_path / "empty")]) == 2
     assert "no finished measurements" in capsys.readouterr().err
-    assert main(["run", "--out", str(tmp_path / "o"), "--stages", "demix"]) == 2
+    assert main(["run", "--out", str(tmp_path / "o"), "--stages", "voiceover"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 
@@ -34,6 +35,7 @@ def ffmpeg_error_text(path: str, timeout_s: float = 30.0) -> str:
                               capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.TimeoutExpired, RuntimeError):
         return ""
-    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    lines = [line for line in lines if "At least one output file must be specified" not in line]
+    # "[in#0 @ 0x55d0...] moov atom not found" -> "moov atom not found": addresses differ run to run
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip()) for line in proc.stderr.splitlines()]
+    lines = [line for line in lines if line and "At least one output file must be specified" not in line]
     return "; ".join(dict.fromkeys(lines))[:300]
