@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _report import report
+
 from demix_pipeline.config import load_config
 from demix_pipeline.manifest import read_stage, stage_dir
 from demix_pipeline.media import levels
@@ -90,12 +92,7 @@ def main() -> int:
         **{f"audio_quality.kept_fraction_{k}": round(float(np.mean(v)), 3) for k, v in sorted(kept.items())},
         "audio_quality.peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    width = max(map(len, figures))
-    print(f"audio_quality (offline) on {len(clips)} clips, {audio_s:.1f} s of audio from {args.media}")
-    for key, value in figures.items():
-        print(f"  {key.ljust(width)}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report([f"audio_quality (offline) on {len(clips)} clips, {audio_s:.1f} s of audio from {args.media}"], figures, args.json)
     return 0
 
 

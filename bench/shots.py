@@ -10,7 +10,6 @@ realtime factor of clip cutting (default encode settings), and peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import av
+
+from _report import report
 
 from demix_pipeline.backends.shot_detection import make_detector
 from demix_pipeline.config import DetectorConfig, ShotsConfig
@@ -111,14 +112,9 @@ def main() -> int:
         "shots.peak_rss_ffmpeg_mb": round(children, 1),
         "shots.pyav": av.__version__,
     }
-    width = max(len(k) for k in figures)
-    print(f"shot splitting on {args.media} ({len(videos)} videos, {seconds:.1f} s of video)")
-    print(f"labels: {args.media / 'labels.tsv'} (cuts), {args.media / 'shot_transitions.tsv'} (don't-care)")
-    for key, value in figures.items():
-        print(f"  {key.ljust(width)}  {value}")
-    print(f"  ours:  {f1_ours}\n  stock: {f1_stock}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report([f"shot splitting on {args.media} ({len(videos)} videos, {seconds:.1f} s of video)",
+            f"labels: {args.media / 'labels.tsv'} (cuts), {args.media / 'shot_transitions.tsv'} (don't-care)",
+            f"  ours:  {f1_ours}", f"  stock: {f1_stock}"], figures, args.json)
     return 0
 
 

@@ -147,8 +147,11 @@ class AudioQualityConfig(StageConfig):
 class DemixConfig(StageConfig):
     """Dual demixing: separator A (speech, effects, music) and B (speech, others), cross-checked by L1."""
 
-    separator_a: Literal["offline"] = "offline"
+    separator_a: Literal["offline", "reference"] = "offline"
     separator_b: Literal["offline"] = "offline"
+    a_model: str = Field("htdemucs_dnr", description="reference A: folder in the model store (a demucs repo)")
+    a_model_name: str = Field("htdemucs_dnr", description="reference A: model signature or bag name inside it")
+    a_reference_stems: dict[str, str] = {"speech": "dialog", "music": "music", "effects": "effects"}
     sample_rate: int = Field(48000, description="rate both separators run at and stems are written at (mono)")
     # stem names of each backend mapped to the recipe's names
     a_stems: dict[str, str] = {"speech": "deepfilternet3", "music": "hpss_music", "effects": "hpss_effects"}

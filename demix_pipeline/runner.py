@@ -22,10 +22,9 @@ import pyarrow as pa
 
 from demix_pipeline import __version__
 from demix_pipeline.config import STAGE_ORDER, PipelineConfig
-from demix_pipeline.manifest import (ManifestError, part_files, part_name, read_part, schema, stage_dir, to_table,
+from demix_pipeline.manifest import (part_files, part_name, read_part, schema, stage_dir, to_table,
                                      write_atomic, write_json_atomic)
 from demix_pipeline.stages import IMPLEMENTED, RunContext, Stage, stage_class
-from demix_pipeline.stages.base import failed
 
 log = logging.getLogger("demix.runner")
 

@@ -18,14 +18,13 @@ from demix_pipeline.backends.quality.dnsmos import Dnsmos
 from demix_pipeline.backends.vad.silero_onnx import SileroVAD
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
-from demix_pipeline.stages.base import Stage, failed
+from demix_pipeline.stages.base import ClipStage
 
 VAD_RATE = 16000
 
 
-class AudioQualityStage(Stage):
+class AudioQualityStage(ClipStage):
     name = "audio_quality"
-    id_column = "clip_id"
     uses_model = True
 
     def setup(self) -> None:
@@ -38,8 +37,6 @@ class AudioQualityStage(Stage):
         return {"audio_quality": f"offline: DNSMOS (speechmos {metadata.version('speechmos')}) on silero VAD "
                                  f"{metadata.version('silero-vad')} speech + signal measures"}
 
-    def measure(self, rows: list[dict]) -> list[dict]:
-        return [self.measure_one(row) for row in rows]
 
     def measure_one(self, row: dict) -> dict:
         audio = ClipAudio.load(self.ctx.out / row["clip_uri"])
@@ -76,15 +73,7 @@ class AudioQualityStage(Stage):
             prefix + "dnsmos_p808": scores.p808 if scores else None,
         }
 
-    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
-        return [failed(row, exc)]
-
-    def decide(self, rows: list[dict]) -> list[dict]:
-        return [self.decide_one(dict(row)) for row in rows]
-
     def decide_one(self, row: dict) -> dict:
-        if row["error"] is not None:
-            return row
         cfg, p = self.cfg, "audio_quality."
         reason = None
         if row[p + "rms_dbfs"] < cfg.min_rms_dbfs:

@@ -71,6 +71,28 @@ class Stage:
         return rows
 
 
+class ClipStage(Stage):
+    """A stage that measures and decides each clip on its own (one row in, one row out)."""
+
+    id_column = "clip_id"
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        return [self.measure_one(row) for row in rows]
+
+    def measure_one(self, row: dict) -> dict:
+        raise NotImplementedError
+
+    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
+        return [failed(row, exc)]
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        return [row if row["error"] is not None else self.decide_one(dict(row)) for row in rows]
+
+    def decide_one(self, row: dict) -> dict:
+        """keep/drop_reason of one measured, error-free row."""
+        raise NotImplementedError
+
+
 def failed(row: dict, exc: BaseException) -> dict:
     out = dict(row)
     out.update(keep=False, drop_reason=getattr(exc, "drop_reason", "error"), error=error_text(exc))

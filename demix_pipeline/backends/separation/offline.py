@@ -19,6 +19,7 @@ RATE = 48000
 class OfflineSeparatorA:
     stems = ("deepfilternet3", "hpss_music", "hpss_effects")
     rate = RATE
+    channels = 1
 
     def __init__(self, margin: float = 2.0, rhythm_threshold: float = 0.4, tonal_margin_db: float = 10.0):
         self.speech_model = DeepFilterNet3()
@@ -37,6 +38,7 @@ class OfflineSeparatorA:
 class OfflineSeparatorB:
     stems = ("rnnoise", "residual")
     rate = RATE
+    channels = 1
 
     def __init__(self):
         self.speech_model = RNNoise()
