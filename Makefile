@@ -12,7 +12,7 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install demo test run status ingest shots audio_quality demix clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix clean help
 
 help:
 	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | status OUT=... | clean"
@@ -32,8 +32,19 @@ demo: install
 	$(DEMIX) run --input $(DEMO_DIR)/corpus/sources.csv --out $(DEMO_DIR)/run $(ARGS)
 	$(DEMIX) status --out $(DEMO_DIR)/run
 
-test: install
+test: install spleeter-env
 	$(PY) -m pytest $(ARGS)
+
+# Spleeter (reference separator B) pins tensorflow 2.12 and numpy<2: it gets a venv of its own, which the
+# demix stage reaches through Ray (runtime_env py_executable). Same ray version as the main venv.
+SPLEETER_VENV ?= .venv-spleeter
+spleeter-env: $(SPLEETER_VENV)/.installed
+
+$(SPLEETER_VENV)/.installed: constraints-spleeter.txt
+	test -x $(SPLEETER_VENV)/bin/python || $(PYTHON) -m venv $(SPLEETER_VENV)
+	$(SPLEETER_VENV)/bin/python -m pip install -q --upgrade "pip==25.3"
+	$(SPLEETER_VENV)/bin/python -m pip install -q -c constraints-spleeter.txt spleeter ray
+	touch $@
 
 run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path [OUT=dir] [KIND=cinematic]"; exit 2; }

