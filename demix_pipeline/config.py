@@ -121,7 +121,13 @@ class ShotsConfig(StageConfig):
 class AudioQualityConfig(StageConfig):
     """Offline backend: DNSMOS on the speech-bearing part plus signal measures on every clip."""
 
-    backend: Literal["offline"] = "offline"
+    backend: Literal["offline", "reference"] = "offline"
+    aes_model: str = Field("audiobox-aesthetics", description="reference: model store folder holding checkpoint.pt")
+    aes_precision: str = Field("32", description="reference: AesPredictor precision (bf16 on GPUs)")
+    min_aes_ce: float | None = Field(None, description="reference: drop below this CE (null: not applied)")
+    min_aes_cu: float | None = Field(None, description="reference: drop below this CU (null: not applied)")
+    min_aes_pc: float | None = Field(None, description="reference: drop below this PC (null: not applied)")
+    min_aes_pq: float | None = Field(None, description="reference: drop below this PQ (null: not applied)")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="silero speech probability for a speech window")
     min_speech_s: float = Field(1.0, ge=0, description="DNSMOS runs only when the clip has this much speech")
     dnsmos_hop_s: float = Field(9.0, gt=0, description="hop between DNSMOS's 9.01 s windows")
@@ -141,7 +147,7 @@ class AudioQualityConfig(StageConfig):
     resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=16)
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({
         "min_rms_dbfs", "max_silence_ratio", "max_clipping_ratio", "min_bandwidth_hz", "min_dnsmos_sig", "min_dnsmos_ovrl",
-        "dnsmos_min_speech_ratio", "dnsmos_min_bak"})
+        "dnsmos_min_speech_ratio", "dnsmos_min_bak", "min_aes_ce", "min_aes_cu", "min_aes_pc", "min_aes_pq"})
 
 
 class DemixConfig(StageConfig):

@@ -111,6 +111,10 @@ AUDIO_QUALITY = [
     Column("audio_quality.dnsmos_bak", pa.float64(), "DNSMOS P.835 background quality (1-5): music and effects lower it; null under min_speech_s"),
     Column("audio_quality.dnsmos_ovrl", pa.float64(), "DNSMOS P.835 overall quality (1-5); null under min_speech_s"),
     Column("audio_quality.dnsmos_p808", pa.float64(), "DNSMOS P.808 overall quality (1-5); null under min_speech_s"),
+    Column("audio_quality.aes_ce", pa.float64(), "audiobox-aesthetics content enjoyment (~1-10); reference backend only, else null"),
+    Column("audio_quality.aes_cu", pa.float64(), "audiobox-aesthetics content usefulness (~1-10); reference backend only"),
+    Column("audio_quality.aes_pc", pa.float64(), "audiobox-aesthetics production complexity (~1-10); reference backend only"),
+    Column("audio_quality.aes_pq", pa.float64(), "audiobox-aesthetics production quality (~1-10); reference backend only"),
 ]
 
 DEMIX = [

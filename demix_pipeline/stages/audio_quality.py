@@ -28,14 +28,37 @@ class AudioQualityStage(ClipStage):
     uses_model = True
 
     def setup(self) -> None:
-        self.vad = SileroVAD(threshold=self.cfg.vad_threshold)
-        self.dnsmos = Dnsmos(hop_s=self.cfg.dnsmos_hop_s)
+        cfg = self.cfg
+        if cfg.backend == "reference":
+            from demix_pipeline.backends.quality.audiobox import AudioboxAesthetics
+            from demix_pipeline.models import resolve_model
+
+            folder = resolve_model(cfg.aes_model, self.ctx.models_dir, ("checkpoint.pt",))
+            self.aes = AudioboxAesthetics(folder / "checkpoint.pt", cfg.aes_precision, cfg.resources.batch_size)
+        else:
+            self.vad = SileroVAD(threshold=cfg.vad_threshold)
+            self.dnsmos = Dnsmos(hop_s=cfg.dnsmos_hop_s)
 
     def backends(self) -> dict[str, str]:
         from importlib import metadata
 
+        if self.cfg.backend == "reference":
+            return {"audio_quality": f"reference: audiobox-aesthetics {metadata.version('audiobox-aesthetics')} "
+                                     f"(model store: {self.cfg.aes_model}) + signal measures"}
         return {"audio_quality": f"offline: DNSMOS (speechmos {metadata.version('speechmos')}) on silero VAD "
                                  f"{metadata.version('silero-vad')} speech + signal measures"}
+
+    def measure(self, rows: list[dict]) -> list[dict]:
+        if self.cfg.backend != "reference":
+            return super().measure(rows)
+        audios = [ClipAudio.load(self.ctx.out / row["clip_uri"]) for row in rows]
+        scores = self.aes.score([audio.at(VAD_RATE) for audio in audios])  # one batched call
+        out = []
+        for row, audio, score in zip(rows, audios, scores):
+            measured = dict(row, **self.signal_measures(audio))
+            measured.update({f"audio_quality.aes_{axis.lower()}": value for axis, value in score.items()})
+            out.append(measured)
+        return out
 
 
     def measure_one(self, row: dict) -> dict:
@@ -45,9 +68,8 @@ class AudioQualityStage(ClipStage):
         return out
 
     def measure_audio(self, audio: ClipAudio) -> dict:
-        """All measurements of one clip's decoded audio (also used by benchmarks and tests)."""
+        """Offline measurements of one clip's decoded audio (also used by benchmarks and tests)."""
         cfg = self.cfg
-        native_mono = audio.at(audio.rate, mono=True)
         speech16k = audio.at(VAD_RATE, mono=True)
         segments = self.vad.segments(speech16k)
         speech_s = sum(s.end_s - s.start_s for s in segments)
@@ -57,6 +79,20 @@ class AudioQualityStage(ClipStage):
             scores = self.dnsmos.score(speech)
         prefix = "audio_quality."
         return {
+            **self.signal_measures(audio),
+            prefix + "speech_s": speech_s,
+            prefix + "speech_ratio": speech_s / audio.duration_s if audio.duration_s else 0.0,
+            prefix + "dnsmos_sig": scores.sig if scores else None,
+            prefix + "dnsmos_bak": scores.bak if scores else None,
+            prefix + "dnsmos_ovrl": scores.ovrl if scores else None,
+            prefix + "dnsmos_p808": scores.p808 if scores else None,
+        }
+
+    def signal_measures(self, audio: ClipAudio) -> dict:
+        """Levels every backend reports (media/levels.py)."""
+        cfg, prefix = self.cfg, "audio_quality."
+        native_mono = audio.at(audio.rate, mono=True)
+        return {
             prefix + "sample_rate": audio.rate,
             prefix + "channels": audio.samples.shape[0],
             prefix + "rms_dbfs": levels.rms_dbfs(audio.samples),
@@ -65,12 +101,6 @@ class AudioQualityStage(ClipStage):
             prefix + "clipping_ratio": levels.clipping_ratio(audio.samples, cfg.clip_level),
             prefix + "silence_ratio": levels.silence_ratio(native_mono, audio.rate, cfg.silence_window_s, cfg.silence_threshold_dbfs),
             prefix + "bandwidth_hz": levels.bandwidth_hz(native_mono, audio.rate, cfg.bandwidth_drop_db),
-            prefix + "speech_s": speech_s,
-            prefix + "speech_ratio": speech_s / audio.duration_s if audio.duration_s else 0.0,
-            prefix + "dnsmos_sig": scores.sig if scores else None,
-            prefix + "dnsmos_bak": scores.bak if scores else None,
-            prefix + "dnsmos_ovrl": scores.ovrl if scores else None,
-            prefix + "dnsmos_p808": scores.p808 if scores else None,
         }
 
     def decide_one(self, row: dict) -> dict:
@@ -84,6 +114,8 @@ class AudioQualityStage(ClipStage):
             reason = "clipped"
         elif row[p + "bandwidth_hz"] < cfg.min_bandwidth_hz:
             reason = "low_bandwidth"
+        elif any(_below(row.get(f"{p}aes_{axis}"), getattr(cfg, f"min_aes_{axis}")) for axis in ("ce", "cu", "pc", "pq")):
+            reason = "low_aesthetics"
         elif self._dnsmos_applies(row) and (_below(row[p + "dnsmos_sig"], cfg.min_dnsmos_sig)
                                             or _below(row[p + "dnsmos_ovrl"], cfg.min_dnsmos_ovrl)):
             reason = "low_speech_quality"
