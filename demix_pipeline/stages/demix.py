@@ -83,21 +83,21 @@ class DemixStage(ClipStage):
              if cfg.separator_b == "reference" else "offline-B: rnnoise (pyrnnoise) + residual")
         return {"demix": f"{a}; {b}"}
 
-
     def measure_one(self, row: dict) -> dict:
-        audio = ClipAudio.load(self.ctx.out / row["clip_uri"])
-        out = dict(row)
-        out.update(self.measure_audio(audio))
+        measured, stems_a = self._demix(ClipAudio.load(self.ctx.out / row["clip_uri"]))
+        return {**row, **measured, **self._write_stems(row["clip_id"], stems_a)}
+
+    def _write_stems(self, clip_id: str, stems_a: dict[str, np.ndarray]) -> dict:
+        """Separator A's speech/effects/music as FLAC artifacts (atomic); their URIs for the manifest."""
         uris = {}
         for stem in ("speech", "effects", "music"):
-            dest = stem_path(self.ctx.out, row["clip_id"], stem)
+            dest = stem_path(self.ctx.out, clip_id, stem)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.tmp.flac")
-            soundfile.write(tmp, np.clip(self._stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
+            soundfile.write(tmp, np.clip(stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
             tmp.replace(dest)
             uris[f"demix.{stem}_uri"] = dest.relative_to(self.ctx.out).as_posix()
-        out.update(uris)
-        return out
+        return uris
 
     def measure_mixture(self, mixture: np.ndarray) -> dict:
         """measure_audio for a mono mixture already at the stage's rate."""
@@ -116,20 +116,23 @@ class DemixStage(ClipStage):
 
     def measure_audio(self, audio: ClipAudio) -> dict:
         """Run both separators on one clip's audio; measure levels and every L1 (pairs are chosen in decide)."""
+        return self._demix(audio)[0]
+
+    def _demix(self, audio: ClipAudio) -> tuple[dict, dict[str, np.ndarray]]:
+        """(measurements, separator A's stems by recipe name) for one clip."""
         cfg = self.cfg
         mixture = audio.at(cfg.sample_rate, mono=True)
         native_a = self._separate(self.sep_a, audio, len(mixture))
         native_b = self._separate(self.sep_b, audio, len(mixture))
         a = {name: native_a[stem] for name, stem in self.a_map.items()}
         b = {name: native_b[stem] for name, stem in self.b_map.items()}
-        self._stems_a = a
         split = getattr(self.sep_a, "last_split", None)
         l1 = {
             "speech": normalised_l1(a["speech"], b["speech"], mixture, cfg.l1_floor),
             "others_effects": normalised_l1(b["others"], a["effects"], mixture, cfg.l1_floor),
             "others_music": normalised_l1(b["others"], a["music"], mixture, cfg.l1_floor),
         }
-        return {
+        measured = {
             "demix.a_speech_dbfs": levels.rms_dbfs(a["speech"]),
             "demix.a_effects_dbfs": levels.rms_dbfs(a["effects"]),
             "demix.a_music_dbfs": levels.rms_dbfs(a["music"]),
@@ -142,6 +145,7 @@ class DemixStage(ClipStage):
             "demix.rhythm": split.rhythm if split else None,
             "demix.percussion_to_music": split.percussion_to_music if split else None,
         }
+        return measured, a
 
     def decide_one(self, row: dict) -> dict:
         """Pick the comparable pairs from the stored stem levels; drop when one of them disagrees."""
