@@ -177,6 +177,64 @@ class DemixConfig(StageConfig):
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_l1", "silence_dbfs"})
 
 
+class VoiceoverConfig(StageConfig):
+    """People, face tracks, diarization of the speech stem and active speakers; drop voice-over."""
+
+    person_detector: Literal["offline", "reference"] = Field(
+        "offline", description="offline: MediaPipe BlazeFace faces; reference: ultralytics YOLO persons (model store)")
+    sample_fps: float = Field(5.0, gt=0, description="frames a second given to the person/face detector")
+    detect_max_side: int = Field(384, ge=64, description="frames are scaled so their long side is at most this for detection")
+    face_variant: Literal["full_range", "short_range"] = "full_range"
+    face_min_score: float = Field(0.4, gt=0, lt=1, description="BlazeFace score for a face (and a person, offline)")
+    yolo_model: str = Field("yolo11n", description="reference: model store folder holding `yolo_weights`")
+    yolo_weights: str = Field("model.pt", description="reference: ultralytics checkpoint file inside yolo_model")
+    yolo_confidence: float = Field(0.4, gt=0, lt=1, description="reference: YOLO confidence for a person")
+    yolo_person_class: int = Field(0, ge=0, description="reference: class index of `person` (COCO: 0)")
+    yolo_imgsz: int = Field(640, ge=32)
+    count_smoothing_s: float = Field(0.6, ge=0, description="median filter over per-frame person counts (seconds)")
+    count_percentile: float = Field(90.0, ge=0, le=100, description="human count = this percentile of smoothed counts")
+    tracker_min_iou: float = Field(0.3, gt=0, le=1)
+    tracker_max_gap_s: float = Field(1.0, gt=0, description="a face track ends when unseen this long")
+    diarizer: Literal["offline", "reference"] = Field(
+        "offline", description="offline: silero VAD + resemblyzer + clustering; reference: pyannote.audio pipeline")
+    vad_onset: float = Field(0.3, gt=0, lt=1, description="offline: silero probability that starts speech")
+    vad_offset: float = Field(0.15, gt=0, lt=1, description="offline: speech goes on while the probability stays above")
+    vad_min_speech_s: float = Field(0.2, ge=0)
+    vad_min_silence_s: float = Field(0.3, ge=0, description="offline: shorter pauses are closed")
+    embed_window_s: float = Field(1.5, gt=0.2, description="offline: resemblyzer window")
+    embed_hop_s: float = Field(0.5, gt=0)
+    cluster_threshold: float = Field(0.3, gt=0, lt=2, description="offline: cosine distance cut of the average-linkage tree")
+    min_speaker_s: float = Field(3.0, ge=0, description="offline: clusters with less speech join their nearest")
+    max_speakers: int = Field(8, ge=1)
+    pyannote_model: str = Field("pyannote_diarization", description="reference: model store folder with config.yaml")
+    asd: Literal["offline", "reference"] = Field(
+        "offline", description="offline: lip motion vs speech envelope; reference: ONNX contract model")
+    asd_fps: float = Field(25.0, gt=0, description="face crops a second per track (the ONNX contract is 25)")
+    asd_model: str = Field("active_speaker", description="reference: model store folder holding model.onnx")
+    max_asd_tracks: int = Field(6, ge=1, description="only the largest face tracks are scored")
+    min_track_s: float = Field(0.4, ge=0, description="shorter face tracks are not scored")
+    asd_window_s: float = Field(1.5, gt=0, description="offline: correlation window")
+    asd_corr_midpoint: float = Field(0.1, description="offline: correlation scoring 0.5")
+    asd_gain: float = Field(10.0, gt=0)
+    asd_min_activity: float = Field(0.5, ge=0, description="offline: mean mouth motion (0-255) below which a face is still")
+    asd_threshold: float = Field(0.5, gt=0, lt=1, description="a face speaks in a frame when its score is at least this")
+    # decide
+    coverage: Literal["person_or_speaker", "active_speaker"] = Field(
+        "person_or_speaker", description="what covers speech: the recipe's rule, or (stricter) an active speaker only")
+    min_speech_s: float = Field(0.5, ge=0, description="clips with less speech count as without speech and pass")
+    max_uncovered_s: float = Field(1.0, ge=0, description="drop only when more speech seconds than this are uncovered ...")
+    max_uncovered_frac: float = Field(0.3, ge=0, le=1, description="... and more than this fraction of the speech")
+
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=1, shard_size=16)
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"coverage", "min_speech_s", "max_uncovered_s", "max_uncovered_frac"})
+
+    @model_validator(mode="after")
+    def _check_vad(self) -> "VoiceoverConfig":
+        if self.vad_offset > self.vad_onset:
+            raise ValueError(f"vad_offset ({self.vad_offset}) is above vad_onset ({self.vad_onset})")
+        return self
+
+
 class RunSettings(Strict):
     address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
@@ -191,6 +249,7 @@ class PipelineConfig(Strict):
     shots: ShotsConfig = ShotsConfig()
     audio_quality: AudioQualityConfig = AudioQualityConfig()
     demix: DemixConfig = DemixConfig()
+    voiceover: VoiceoverConfig = VoiceoverConfig()
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)

@@ -136,11 +136,40 @@ DEMIX = [
     Column("demix.music_uri", pa.string(), "separator A's music stem, FLAC"),
 ]
 
+SEGMENT = pa.struct([
+    pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()), pa.field("speaker", pa.string()),
+    pa.field("person_frac", pa.float64()), pa.field("active_speaker_frac", pa.float64()),
+])
+TRACK = pa.struct([
+    pa.field("track_id", pa.int32()), pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+    pa.field("max_face_height_px", pa.float64()), pa.field("speaking_frac", pa.float64()),
+])
+
+VOICEOVER = [
+    Column("voiceover.sample_times", pa.list_(pa.float32()), "times (s, from the clip's first frame) of the frames given to the person detector (sample_fps)"),
+    Column("voiceover.person_counts", pa.list_(pa.int16()), "people found in each sampled frame (offline: faces with score >= face_min_score; reference: YOLO persons)"),
+    Column("voiceover.human_count", pa.int32(), "the clip's human count: count_percentile (90) of the per-frame counts after a count_smoothing_s median filter"),
+    Column("voiceover.max_person_count", pa.int32(), "most people in one sampled frame (unsmoothed)"),
+    Column("voiceover.person_frame_frac", pa.float64(), "fraction of sampled frames with at least one person"),
+    Column("voiceover.face_tracks", pa.int32(), "face tracks (BlazeFace faces joined by IoU across sampled frames)"),
+    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height, fraction of its scored frames where it speaks (null: not scored, too short or beyond max_asd_tracks)"),
+    Column("voiceover.speech_s", pa.float64(), "seconds of speech in the diarization of separator A's speech stem"),
+    Column("voiceover.speakers", pa.int32(), "speaker count of the diarization"),
+    Column("voiceover.segments", pa.list_(SEGMENT), "diarization turns with speaker label and the fraction of their frames (asd_fps grid) with a visible person and with an active speaker"),
+    Column("voiceover.active_speaker_frac", pa.float64(), "fraction of speech frames where some face track speaks (null: no speech)"),
+    Column("voiceover.person_speech_frac", pa.float64(), "fraction of speech frames with a visible person (null: no speech)"),
+    Column("voiceover.uncovered_speech_s", pa.float64(), "speech seconds whose frames show neither a visible person nor an active speaker (the recipe's voice-over evidence)"),
+    Column("voiceover.uncovered_speech_frac", pa.float64(), "uncovered_speech_s over all speech seconds (0 without speech)"),
+    Column("voiceover.no_speaker_speech_s", pa.float64(), "speech seconds without an active speaker (used when coverage = active_speaker)"),
+    Column("voiceover.no_speaker_speech_frac", pa.float64(), "no_speaker_speech_s over all speech seconds (0 without speech)"),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
     "audio_quality": CLIP_CORE + SHOTS + AUDIO_QUALITY + KEEP_COLUMNS,
     "demix": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + KEEP_COLUMNS,
+    "voiceover": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + KEEP_COLUMNS,
 }
 
 

@@ -114,3 +114,30 @@ def iter_frames_rgb(path: str | os.PathLike, indices: set[int] | None = None) ->
                 yield index, frame.to_ndarray(format="rgb24")
             if indices is not None and index >= max(indices):
                 return
+
+
+def iter_frames_at(path: str | os.PathLike, fps: float) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Frames about `fps` times a second (never more than the source has), with times from the first frame.
+
+    The decoder runs over every frame (inter-coded video cannot skip), but callers convert only the
+    frames yielded here, so the cost beyond decoding scales with `fps`.
+    """
+    container, stream = open_video(path)
+    with container:
+        fallback_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
+        first, next_t = None, 0.0
+        for index, frame in enumerate(container.decode(stream)):
+            t = frame.time if frame.time is not None else index * fallback_step
+            if first is None:
+                first = t
+            t -= first
+            if t + 1e-6 >= next_t:
+                next_t += 1.0 / fps * max(1, math.floor((t + 1e-6 - next_t) * fps) + 1)
+                yield t, frame
+
+
+def gray(frame: av.VideoFrame) -> np.ndarray:
+    """The luma plane as a (height, width) uint8 array: free for YUV frames, converted otherwise."""
+    if frame.format.name in _DIRECT_FORMATS:
+        return _plane(frame, 0, frame.height, frame.width)
+    return frame.to_ndarray(format="gray")

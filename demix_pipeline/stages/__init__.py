@@ -21,9 +21,13 @@ def stage_class(name: str) -> type[Stage]:
         from demix_pipeline.stages.demix import DemixStage
 
         return DemixStage
+    if name == "voiceover":
+        from demix_pipeline.stages.voiceover import VoiceoverStage
+
+        return VoiceoverStage
     raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
 
 
-IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix")
+IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

@@ -1,0 +1,1 @@
+"""Speaker diarization: offline (silero VAD + resemblyzer + clustering) and reference (pyannote.audio)."""

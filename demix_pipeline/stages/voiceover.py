@@ -1,0 +1,289 @@
+"""Stage `voiceover`: who is seen, who speaks, and whether the speech has anyone on screen.
+
+Measure (../shared/spec/DEMIX.md section 5), per clip, in one decoding pass of the clip:
+- people: frames sampled at `sample_fps` straight from the decoder go to the person detector
+  (offline: BlazeFace faces; reference: YOLO persons). The human count of the clip is the
+  `count_percentile` of the per-frame counts after a median filter of `count_smoothing_s`: a
+  high percentile keeps a second person seen in part of the clip, the filter drops one-frame
+  false hits.
+- face tracks: BlazeFace faces tracked by IoU over the sampled frames; each live track is cropped
+  at `asd_fps` from the luma plane for the active-speaker step.
+- diarization of separator A's speech stem (demix.speech_uri), not of the mixture.
+- active speaker per track and frame (offline lip motion vs speech envelope, or an ONNX model).
+- coverage: every speech turn's fraction of frames with a visible person and with an active
+  speaker; uncovered speech = speech frames with neither.
+Decide: drop as `voice_over` when the clip has speech and more of it than the tolerances is
+uncovered; clips without speech pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from demix_pipeline.backends.asd.base import TrackCrops, face_crop
+from demix_pipeline.backends.detection.base import Detection
+from demix_pipeline.backends.detection.tracker import IoUTracker
+from demix_pipeline.backends.diarization.base import Turn, speech_seconds
+from demix_pipeline.media.audio import ClipAudio
+from demix_pipeline.media.frames import gray, iter_frames_at
+from demix_pipeline.stages.base import ClipStage
+
+SPEECH_RATE = 16000
+
+
+@dataclass
+class VisualScan:
+    """What one decoding pass of a clip saw."""
+
+    sample_times: list[float] = field(default_factory=list)
+    person_counts: list[int] = field(default_factory=list)
+    face_counts: list[int] = field(default_factory=list)
+    tracks: dict[int, TrackCrops] = field(default_factory=dict)
+    track_boxes: dict[int, float] = field(default_factory=dict)  # largest face height seen, pixels
+    grid_times: list[float] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def smoothed_counts(counts: list[int], sample_fps: float, smoothing_s: float) -> np.ndarray:
+    """Median filter over about smoothing_s of samples (odd width, shrinking at the edges)."""
+    values = np.asarray(counts, np.float32)
+    half = int(round(smoothing_s * sample_fps)) // 2
+    if half == 0 or len(values) == 0:
+        return values
+    return np.array([np.median(values[max(0, i - half):i + half + 1]) for i in range(len(values))], np.float32)
+
+
+def human_count(counts: list[int], sample_fps: float, smoothing_s: float, percentile: float) -> int:
+    if not counts:
+        return 0
+    smooth = smoothed_counts(counts, sample_fps, smoothing_s)
+    return int(np.percentile(smooth, percentile, method="lower"))
+
+
+def envelope_db(speech16k: np.ndarray, times: np.ndarray, window_s: float = 0.04) -> np.ndarray:
+    half = int(window_s * SPEECH_RATE / 2)
+    out = np.empty(len(times), np.float32)
+    for i, t in enumerate(times):
+        centre = int(t * SPEECH_RATE)
+        chunk = speech16k[max(0, centre - half):centre + half]
+        out[i] = 10 * np.log10(float(np.mean(chunk.astype(np.float64) ** 2)) + 1e-10) if len(chunk) else -100.0
+    return out
+
+
+def in_turns(times: np.ndarray, turns: list[Turn]) -> np.ndarray:
+    inside = np.zeros(len(times), bool)
+    for turn in turns:
+        inside |= (times >= turn.start_s) & (times < turn.end_s)
+    return inside
+
+
+class VoiceoverStage(ClipStage):
+    name = "voiceover"
+    uses_model = True
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        from demix_pipeline.backends.detection.blazeface import BlazeFace
+
+        self.faces = BlazeFace(cfg.face_variant, min_score=cfg.face_min_score)
+        self.persons = None
+        device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
+        if cfg.person_detector == "reference":
+            from demix_pipeline.backends.detection.yolo_ref import YoloPersons
+            from demix_pipeline.models import resolve_model
+
+            folder = resolve_model(cfg.yolo_model, self.ctx.models_dir, (cfg.yolo_weights,))
+            self.persons = YoloPersons(folder / cfg.yolo_weights, cfg.yolo_confidence, cfg.yolo_person_class,
+                                       cfg.yolo_imgsz, device)
+        if cfg.diarizer == "reference":
+            from demix_pipeline.backends.diarization.pyannote_ref import PyannoteDiarizer
+            from demix_pipeline.models import resolve_model
+
+            self.diarizer = PyannoteDiarizer(resolve_model(cfg.pyannote_model, self.ctx.models_dir, ("config.yaml",)),
+                                             device)
+        else:
+            from demix_pipeline.backends.diarization.offline import OfflineDiarizer, OfflineDiarizerConfig
+
+            self.diarizer = OfflineDiarizer(OfflineDiarizerConfig(
+                onset=cfg.vad_onset, offset=cfg.vad_offset, min_speech_s=cfg.vad_min_speech_s,
+                min_silence_s=cfg.vad_min_silence_s, window_s=cfg.embed_window_s, hop_s=cfg.embed_hop_s,
+                distance_threshold=cfg.cluster_threshold, min_speaker_s=cfg.min_speaker_s,
+                max_speakers=cfg.max_speakers))
+        if cfg.asd == "reference":
+            from demix_pipeline.backends.asd.onnx_contract import OnnxASD
+            from demix_pipeline.models import resolve_model
+
+            folder = resolve_model(cfg.asd_model, self.ctx.models_dir, ("model.onnx",))
+            self.asd = OnnxASD(folder / "model.onnx", device=device)
+        else:
+            from demix_pipeline.backends.asd.lip_motion import LipMotionASD
+
+            self.asd = LipMotionASD(cfg.asd_window_s, cfg.asd_corr_midpoint, cfg.asd_gain, cfg.asd_min_activity)
+
+    def backends(self) -> dict[str, str]:
+        cfg = self.cfg
+        people = (f"reference: ultralytics YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
+                  if cfg.person_detector == "reference" else f"offline: mediapipe BlazeFace {cfg.face_variant} (LiteRT)")
+        diarizer = (f"reference: pyannote.audio pipeline {cfg.pyannote_model} (model store)"
+                    if cfg.diarizer == "reference" else "offline: silero-vad + resemblyzer + agglomerative clustering")
+        asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store)"
+               if cfg.asd == "reference" else "offline: lip motion vs speech envelope")
+        return {"voiceover": f"people: {people}; faces: BlazeFace {cfg.face_variant} + IoU tracks; "
+                             f"diarization: {diarizer}; active speaker: {asd}"}
+
+    # measure -----------------------------------------------------------------------------------
+    def scan_video(self, path) -> VisualScan:
+        """One decoding pass: detections at sample_fps, face crops of live tracks at asd_fps."""
+        cfg = self.cfg
+        scan = VisualScan()
+        tracker = IoUTracker(cfg.tracker_min_iou, cfg.tracker_max_gap_s)
+        next_sample, next_grid = 0.0, 0.0
+        grid_step, sample_step = 1.0 / cfg.asd_fps, 1.0 / cfg.sample_fps
+        last_t = 0.0
+        for t, frame in iter_frames_at(path, max(cfg.asd_fps, cfg.sample_fps)):
+            last_t = t
+            if t + 1e-6 >= next_sample:
+                next_sample += sample_step * max(1, int((t + 1e-6 - next_sample) / sample_step) + 1)
+                self._detect(scan, tracker, t, frame)
+            if t + 1e-6 < next_grid:
+                continue
+            luma = None
+            while next_grid <= t + 1e-6:  # a frame fills every 25 fps grid point it reaches (low-fps sources)
+                scan.grid_times.append(next_grid)
+                for track in tracker.live(t):
+                    luma = gray(frame) if luma is None else luma
+                    crops = scan.tracks.setdefault(track.track_id, TrackCrops(track.track_id, [], [], []))
+                    det = track.last
+                    crops.times.append(next_grid)
+                    crops.crops.append(face_crop(luma, det.box))
+                    crops.mouth_rel.append(_mouth_in_crop(det))
+                next_grid += grid_step
+        scan.duration_s = last_t + grid_step
+        return scan
+
+    def _detect(self, scan: VisualScan, tracker: IoUTracker, t: float, frame) -> None:
+        cfg = self.cfg
+        scale = min(1.0, cfg.detect_max_side / max(frame.width, frame.height))
+        width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        faces = [_scaled(d, frame.width / width, frame.height / height) for d in self.faces.detect(rgb)]
+        persons = self.persons.detect(frame.to_ndarray(format="rgb24")) if self.persons else faces
+        scan.sample_times.append(t)
+        scan.face_counts.append(len(faces))
+        scan.person_counts.append(len(persons))
+        for track in tracker.update(t, faces):
+            scan.track_boxes[track.track_id] = max(scan.track_boxes.get(track.track_id, 0.0), track.last.height)
+
+    def measure_one(self, row: dict) -> dict:
+        cfg = self.cfg
+        speech = ClipAudio.load(self.ctx.out / row["demix.speech_uri"]).at(SPEECH_RATE)
+        turns = self.diarizer.diarize(speech)
+        scan = self.scan_video(self.ctx.out / row["clip_uri"])
+        grid = np.asarray(scan.grid_times, np.float64)
+        speaking = self._active_speakers(scan, speech, turns, grid)
+        person_at_grid = self._person_at(scan, grid)
+        return {**row, **self._coverage(scan, turns, grid, person_at_grid, speaking)}
+
+    def _person_at(self, scan: VisualScan, grid: np.ndarray) -> np.ndarray:
+        """Person visible at each grid time: the smoothed count of the nearest earlier sample is >= 1."""
+        if not scan.sample_times:
+            return np.zeros(len(grid), bool)
+        smooth = smoothed_counts(scan.person_counts, self.cfg.sample_fps, self.cfg.count_smoothing_s)
+        index = np.clip(np.searchsorted(np.asarray(scan.sample_times), grid + 1e-6) - 1, 0, len(smooth) - 1)
+        return smooth[index] >= 1
+
+    def _active_speakers(self, scan: VisualScan, speech: np.ndarray, turns: list[Turn],
+                         grid: np.ndarray) -> dict[int, np.ndarray]:
+        """Speaking probability per scored track, on the clip's grid (0 where the track is absent)."""
+        cfg = self.cfg
+        long_enough = [tid for tid, crops in scan.tracks.items() if len(crops.times) / cfg.asd_fps >= cfg.min_track_s]
+        chosen = sorted(long_enough, key=lambda tid: -scan.track_boxes.get(tid, 0.0))[: cfg.max_asd_tracks]
+        out = {}
+        for tid in sorted(chosen):
+            crops = scan.tracks[tid]
+            times = np.asarray(crops.times)
+            if cfg.asd == "reference":
+                scores = self.asd.score(crops, speech)
+            else:
+                scores = self.asd.score(crops, envelope_db(speech, times), in_turns(times, turns))
+            on_grid = np.zeros(len(grid), np.float32)
+            on_grid[np.searchsorted(grid, times - 1e-6)] = scores
+            out[tid] = on_grid
+        return out
+
+    def _coverage(self, scan: VisualScan, turns: list[Turn], grid: np.ndarray, person: np.ndarray,
+                  speaking: dict[int, np.ndarray]) -> dict:
+        cfg = self.cfg
+        step = 1.0 / cfg.asd_fps
+        active = np.zeros(len(grid), bool)
+        for scores in speaking.values():
+            active |= scores >= cfg.asd_threshold
+        segments = []
+        for turn in turns:
+            frames = (grid >= turn.start_s) & (grid < turn.end_s)
+            n = int(frames.sum())
+            segments.append({"start_s": turn.start_s, "end_s": turn.end_s, "speaker": turn.speaker,
+                             "person_frac": float(person[frames].mean()) if n else None,
+                             "active_speaker_frac": float(active[frames].mean()) if n else None})
+        speech = in_turns(grid, turns)
+        speech_frames = int(speech.sum())
+        uncovered = int((speech & ~person & ~active).sum())
+        unspoken = int((speech & ~active).sum())
+        tracks = []
+        for tid in sorted(scan.tracks):
+            crops = scan.tracks[tid]
+            scores = speaking.get(tid)
+            tracks.append({"track_id": tid, "start_s": float(crops.times[0]), "end_s": float(crops.times[-1] + step),
+                           "max_face_height_px": float(scan.track_boxes.get(tid, 0.0)),
+                           "speaking_frac": (float((scores[scores > 0] >= cfg.asd_threshold).mean())
+                                             if scores is not None and (scores > 0).any() else
+                                             (0.0 if scores is not None else None))})
+        counts = scan.person_counts
+        return {
+            "voiceover.sample_times": [round(t, 4) for t in scan.sample_times],
+            "voiceover.person_counts": counts,
+            "voiceover.human_count": human_count(counts, cfg.sample_fps, cfg.count_smoothing_s, cfg.count_percentile),
+            "voiceover.max_person_count": max(counts) if counts else 0,
+            "voiceover.person_frame_frac": float(np.mean(np.asarray(counts) > 0)) if counts else 0.0,
+            "voiceover.face_tracks": len(scan.tracks),
+            "voiceover.tracks": tracks,
+            "voiceover.speech_s": round(speech_seconds(turns), 3),
+            "voiceover.speakers": len({t.speaker for t in turns}),
+            "voiceover.segments": segments,
+            "voiceover.active_speaker_frac": float(active[speech].mean()) if speech_frames else None,
+            "voiceover.person_speech_frac": float(person[speech].mean()) if speech_frames else None,
+            "voiceover.uncovered_speech_s": round(uncovered * step, 3),
+            "voiceover.uncovered_speech_frac": uncovered / speech_frames if speech_frames else 0.0,
+            "voiceover.no_speaker_speech_s": round(unspoken * step, 3),
+            "voiceover.no_speaker_speech_frac": unspoken / speech_frames if speech_frames else 0.0,
+        }
+
+    # decide ------------------------------------------------------------------------------------
+    def decide_one(self, row: dict) -> dict:
+        cfg = self.cfg
+        mode = "uncovered" if cfg.coverage == "person_or_speaker" else "no_speaker"
+        seconds, fraction = row[f"voiceover.{mode}_speech_s"], row[f"voiceover.{mode}_speech_frac"]
+        has_speech = row["voiceover.speech_s"] >= cfg.min_speech_s
+        voice_over = has_speech and seconds > cfg.max_uncovered_s and fraction > cfg.max_uncovered_frac
+        row["keep"] = not voice_over
+        row["drop_reason"] = "voice_over" if voice_over else None
+        return row
+
+
+def _scaled(det: Detection, sx: float, sy: float) -> Detection:
+    x0, y0, x1, y1 = det.box
+    return Detection(box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), score=det.score, kind=det.kind,
+                     mouth=(det.mouth[0] * sx, det.mouth[1] * sy) if det.mouth else None,
+                     eyes=tuple((x * sx, y * sy) for x, y in det.eyes) if det.eyes else None)
+
+
+def _mouth_in_crop(det: Detection) -> tuple[float, float] | None:
+    """The mouth landmark in the crop's [0, 1] coordinates (crops are CROP_SCALE x the box, centred)."""
+    from demix_pipeline.backends.asd.base import CROP_SCALE
+
+    if det.mouth is None:
+        return None
+    cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
+    side = max(det.width, det.height) * CROP_SCALE
+    return ((det.mouth[0] - cx) / side + 0.5, (det.mouth[1] - cy) / side + 0.5)
