@@ -195,6 +195,7 @@ class VoiceoverConfig(StageConfig):
     count_percentile: float = Field(90.0, ge=0, le=100, description="human count = this percentile of smoothed counts")
     tracker_min_iou: float = Field(0.3, gt=0, le=1)
     tracker_max_gap_s: float = Field(1.0, gt=0, description="a face track ends when unseen this long")
+    min_face_track_samples: int = Field(3, ge=1, description="offline: a face counts as a person only if its track has this many detections")
     diarizer: Literal["offline", "reference"] = Field(
         "offline", description="offline: silero VAD + resemblyzer + clustering; reference: pyannote.audio pipeline")
     vad_onset: float = Field(0.3, gt=0, lt=1, description="offline: silero probability that starts speech")

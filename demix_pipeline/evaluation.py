@@ -60,3 +60,96 @@ def score_boundaries(predicted: dict[str, list[float]], truth: ShotTruth, tolera
     recall = tp / max(1, tp + fn)
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,
             "f1": 2 * precision * recall / max(1e-9, precision + recall)}
+
+
+# Diarization: ../shared/media/diarization (pyannote's sample and AMI excerpts with their RTTMs) --------
+
+def diarization_files(media: Path) -> dict[str, tuple[Path, Path]]:
+    """RTTM uri -> (wav, rttm) for every wav under media/diarization: an RTTM of the same name (its
+    first uri), else an RTTM that names the wav's stem as a uri."""
+    folder = Path(media) / "diarization"
+    rttms = sorted(folder.rglob("*.rttm"))
+
+    def uris(rttm: Path) -> list[str]:
+        return [line.split()[1] for line in rttm.read_text().splitlines() if line.startswith("SPEAKER")]
+
+    out = {}
+    for wav in sorted(folder.rglob("*.wav")):
+        same_name = wav.with_suffix(".rttm")
+        if same_name.exists() and uris(same_name):
+            out[uris(same_name)[0]] = (wav, same_name)
+            continue
+        for rttm in rttms:
+            if wav.stem in uris(rttm):
+                out[wav.stem] = (wav, rttm)
+                break
+    return out
+
+
+def _annotation(turns, uri: str):
+    from pyannote.core import Annotation, Segment
+
+    annotation = Annotation(uri=uri)
+    for start, end, speaker in turns:
+        annotation[Segment(start, end)] = speaker
+    return annotation
+
+
+def read_rttm(path: Path, uri: str) -> list[tuple[float, float, str]]:
+    turns = []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[0] == "SPEAKER" and parts[1] == uri:
+            turns.append((float(parts[3]), float(parts[3]) + float(parts[4]), parts[7]))
+    return turns
+
+
+def score_diarization(files: dict[str, tuple[Path, Path]], hypotheses: dict[str, list], collar: float = 0.0) -> dict:
+    """Pooled DER (and its parts) with pyannote.metrics, over all files and over the AMI ones (uri dev*).
+
+    `collar` is pyannote's total width (0.5 = the usual +-0.25 s). The UEM is the whole file.
+    Speaker count accuracy: files whose hypothesis has as many speakers as the reference.
+    """
+    import soundfile
+    from pyannote.core import Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    pooled, ami = DiarizationErrorRate(collar=collar), DiarizationErrorRate(collar=collar)
+    right = 0
+    for uri, (wav, rttm) in files.items():
+        truth = read_rttm(rttm, uri)
+        hypothesis = [(t.start_s, t.end_s, t.speaker) for t in hypotheses[uri]]
+        uem = Timeline([Segment(0, soundfile.info(str(wav)).duration)])
+        reference, predicted = _annotation(truth, uri), _annotation(hypothesis, uri)
+        pooled(reference, predicted, uem=uem)
+        if uri.startswith("dev"):
+            ami(reference, predicted, uem=uem)
+        right += len({s for _, _, s in truth}) == len({s for _, _, s in hypothesis})
+    total = pooled["total"] or 1.0
+    return {"der": abs(pooled), "der_ami": abs(ami) if ami["total"] else None,
+            "missed": pooled["missed detection"] / total, "false_alarm": pooled["false alarm"] / total,
+            "confusion": pooled["confusion"] / total, "speaker_count_accuracy": right / max(1, len(files))}
+
+
+# Per-shot labels (labels.tsv): human count and voice-over ----------------------------------------
+
+def count_class(value) -> str:
+    """Human counts as the classes the labels support: 0, 1, 2+."""
+    number = {"3+": 3}.get(str(value), value)
+    return "2+" if int(number) >= 2 else str(int(number))
+
+
+def label_rows(media: Path) -> list[dict]:
+    return _tsv(Path(media) / "labels.tsv")
+
+
+def shot_of_clip(labels: list[dict], video_path: str, start_s: float, end_s: float) -> dict | None:
+    """The labelled shot of `video_path` that overlaps the clip [start_s, end_s) most (None if none)."""
+    best, best_overlap = None, 0.0
+    for label in labels:
+        if label["video_path"] != video_path:
+            continue
+        overlap = min(end_s, float(label["end_s"])) - max(start_s, float(label["start_s"]))
+        if overlap > best_overlap:
+            best, best_overlap = label, overlap
+    return best

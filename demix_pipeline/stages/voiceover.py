@@ -39,6 +39,7 @@ class VisualScan:
     sample_times: list[float] = field(default_factory=list)
     person_counts: list[int] = field(default_factory=list)
     face_counts: list[int] = field(default_factory=list)
+    sample_tracks: list[list[int]] = field(default_factory=list)  # face track ids seen in each sampled frame
     tracks: dict[int, TrackCrops] = field(default_factory=dict)
     track_boxes: dict[int, float] = field(default_factory=dict)  # largest face height seen, pixels
     grid_times: list[float] = field(default_factory=list)
@@ -160,6 +161,10 @@ class VoiceoverStage(ClipStage):
                     crops.mouth_rel.append(_mouth_in_crop(det))
                 next_grid += grid_step
         scan.duration_s = last_t + grid_step
+        if self.persons is None:  # offline: a person is a face whose track lasts (one-frame false faces do not)
+            lengths = {track.track_id: len(track.detections) for track in tracker.tracks}
+            scan.person_counts = [sum(lengths[tid] >= cfg.min_face_track_samples for tid in ids)
+                                  for ids in scan.sample_tracks]
         return scan
 
     def _detect(self, scan: VisualScan, tracker: IoUTracker, t: float, frame) -> None:
@@ -172,7 +177,9 @@ class VoiceoverStage(ClipStage):
         scan.sample_times.append(t)
         scan.face_counts.append(len(faces))
         scan.person_counts.append(len(persons))
-        for track in tracker.update(t, faces):
+        seen = tracker.update(t, faces)
+        scan.sample_tracks.append([track.track_id for track in seen])
+        for track in seen:
             scan.track_boxes[track.track_id] = max(scan.track_boxes.get(track.track_id, 0.0), track.last.height)
 
     def measure_one(self, row: dict) -> dict:
