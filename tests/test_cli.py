@@ -45,6 +45,8 @@ def test_errors_exit_2_with_a_clear_message(tmp_path, capsys):
     assert main(["decide", "shots", "--out", str(tmp_path / "empty")]) == 2
     assert "no finished measurements" in capsys.readouterr().err
     assert main(["run", "--out", str(tmp_path / "o"), "--stages", "voiceover"]) == 2
+    assert "needs stage demix to have finished" in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "o"), "--stages", "caption"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
 
 

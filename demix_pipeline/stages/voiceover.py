@@ -243,11 +243,11 @@ class VoiceoverStage(ClipStage):
         for tid in sorted(scan.tracks):
             crops = scan.tracks[tid]
             scores = speaking.get(tid)
+            present = np.searchsorted(grid, np.asarray(crops.times) - 1e-6)
             tracks.append({"track_id": tid, "start_s": float(crops.times[0]), "end_s": float(crops.times[-1] + step),
                            "max_face_height_px": float(scan.track_boxes.get(tid, 0.0)),
-                           "speaking_frac": (float((scores[scores > 0] >= cfg.asd_threshold).mean())
-                                             if scores is not None and (scores > 0).any() else
-                                             (0.0 if scores is not None else None))})
+                           "speaking_frac": (float((scores[present] >= cfg.asd_threshold).mean())
+                                             if scores is not None else None)})
         counts = scan.person_counts
         return {
             "voiceover.sample_times": [round(t, 4) for t in scan.sample_times],

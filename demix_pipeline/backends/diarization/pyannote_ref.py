@@ -43,8 +43,13 @@ class PyannoteDiarizer:
         from demix_pipeline.backends.torch_compat import ensure_torchvision_importable
 
         ensure_torchvision_importable()
+        import warnings
+
         import torch
-        from pyannote.audio import Pipeline, __version__
+
+        with warnings.catch_warnings():  # torchcodec's FFmpeg libraries may be absent: audio is passed in memory
+            warnings.filterwarnings("ignore", message=".*torchcodec.*")
+            from pyannote.audio import Pipeline, __version__
 
         self.pipeline = Pipeline.from_pretrained(resolve_config(Path(folder)))
         if self.pipeline is None:
