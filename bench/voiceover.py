@@ -3,7 +3,8 @@
 Prints: DER (missed / false alarm / confusion) and speaker-count accuracy of each diarization
 backend on the RTTM files (collar 0 and pyannote's collar 0.5 = +-0.25 s); human-count accuracy
 (classes 0 / 1 / 2+) against labels.tsv per labelled shot; active-speaker agreement with
-labels.tsv `talking_face_visible` on labelled speech shots; detector frames per second on one
+labels.tsv `talking_face_visible` on labelled speech shots; voice-over decisions (the decide rule
+applied per shot) against labels.tsv `voice_over`; detector frames per second on one
 core; and the stage's realtime factor on 2 worker processes (video seconds / wall seconds), with
 decode-only of the same files in the same pool as the baseline ratio.
 Shots are measured on the source files (their mixture audio stands in for the speech stem).
@@ -61,7 +62,7 @@ def measure_video(path: str) -> dict:
     for scores in speaking.values():
         active |= scores >= stage.cfg.asd_threshold
     return {"path": path, "sample_times": scan.sample_times, "counts": scan.person_counts, "grid": grid,
-            "active": active, "turns": [(t.start_s, t.end_s) for t in turns], "duration": scan.duration_s}
+            "active": active, "person": stage._person_at(scan, grid), "turns": [(t.start_s, t.end_s) for t in turns], "duration": scan.duration_s}
 
 
 def _has_video(path: Path) -> bool:
@@ -135,7 +136,7 @@ def main() -> int:
         results = dict(zip(videos, pool.map(measure_video, paths)))
         stage_wall = time.perf_counter() - start
     seconds = sum(r["duration"] for r in results.values())
-    count_right = count_total = asd_right = asd_total = 0
+    count_right = count_total = asd_right = asd_total = vo_right = vo_total = 0
     misses = []
     for row in labels:
         result = results[row["video_path"]]
@@ -158,10 +159,23 @@ def main() -> int:
                 predicted_talking = result["active"][speech].mean() >= 0.2
                 asd_total += 1
                 asd_right += predicted_talking == (row["talking_face_visible"] == "yes")
+        if row["speech"] == "yes" and row["voice_over"] in ("yes", "no"):
+            grid = result["grid"]
+            speech = np.zeros(len(grid), bool)
+            for s, e in result["turns"]:
+                speech |= (grid >= max(s, a)) & (grid < min(e, b))
+            uncovered = speech & ~result["person"] & ~result["active"]
+            seconds = uncovered.sum() / cfg.asd_fps
+            dropped = (speech.sum() / cfg.asd_fps >= cfg.min_speech_s and seconds > cfg.max_uncovered_s
+                       and uncovered.sum() > cfg.max_uncovered_frac * speech.sum())
+            vo_total += 1
+            vo_right += dropped == (row["voice_over"] == "yes")
     figures["voiceover.human_count_accuracy"] = round(count_right / max(1, count_total), 4)
     figures["voiceover.human_count_shots"] = count_total
     figures["voiceover.active_speaker_agreement"] = round(asd_right / max(1, asd_total), 4)
     figures["voiceover.active_speaker_shots"] = asd_total
+    figures["voiceover.voice_over_agreement"] = round(vo_right / max(1, vo_total), 4)
+    figures["voiceover.voice_over_shots"] = vo_total
     figures["voiceover.detector_fps_1core"] = round(detector_fps(args.media), 1)
     figures["voiceover.video_seconds"] = round(seconds, 1)
     figures["voiceover.stage_realtime_2proc"] = round(seconds / stage_wall, 2)

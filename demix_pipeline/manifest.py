@@ -142,7 +142,9 @@ SEGMENT = pa.struct([
 ])
 TRACK = pa.struct([
     pa.field("track_id", pa.int32()), pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
-    pa.field("max_face_height_px", pa.float64()), pa.field("speaking_frac", pa.float64()),
+    pa.field("max_face_height_px", pa.float64()), pa.field("times", pa.list_(pa.float32())),
+    pa.field("boxes", pa.list_(pa.list_(pa.float32()))), pa.field("speaking", pa.list_(pa.float32())),
+    pa.field("speaking_frac", pa.float64()),
 ])
 
 VOICEOVER = [
@@ -152,7 +154,7 @@ VOICEOVER = [
     Column("voiceover.max_person_count", pa.int32(), "most people in one sampled frame (unsmoothed)"),
     Column("voiceover.person_frame_frac", pa.float64(), "fraction of sampled frames with at least one person"),
     Column("voiceover.face_tracks", pa.int32(), "face tracks (BlazeFace faces joined by IoU across sampled frames)"),
-    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height, fraction of its scored frames where it speaks (null: not scored, too short or beyond max_asd_tracks)"),
+    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height (px), `times` of its detections (sampled frames), `boxes` there as [x0, y0, x1, y1] in 0-1 of the frame, `speaking` score (0-1) per detection (mean over its asd_fps frames) and `speaking_frac` of its frames at or above asd_threshold (both null: not scored, shorter than min_track_s or beyond max_asd_tracks)"),
     Column("voiceover.speech_s", pa.float64(), "seconds of speech in the diarization of separator A's speech stem"),
     Column("voiceover.speakers", pa.int32(), "speaker count of the diarization"),
     Column("voiceover.segments", pa.list_(SEGMENT), "diarization turns with speaker label and the fraction of their frames (asd_fps grid) with a visible person and with an active speaker"),

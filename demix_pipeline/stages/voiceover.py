@@ -42,6 +42,8 @@ class VisualScan:
     sample_tracks: list[list[int]] = field(default_factory=list)  # face track ids seen in each sampled frame
     tracks: dict[int, TrackCrops] = field(default_factory=dict)
     track_boxes: dict[int, float] = field(default_factory=dict)  # largest face height seen, pixels
+    face_tracks: list = field(default_factory=list)  # tracker.Track objects: detections per sampled frame
+    frame_size: tuple[int, int] = (0, 0)  # width, height of the decoded frames
     grid_times: list[float] = field(default_factory=list)
     duration_s: float = 0.0
 
@@ -153,6 +155,8 @@ class VoiceoverStage(ClipStage):
             while next_grid <= t + 1e-6:  # a frame fills every 25 fps grid point it reaches (low-fps sources)
                 scan.grid_times.append(next_grid)
                 for track in tracker.live(t):
+                    if t - track.last_t > 2 * sample_step:  # unseen for two samples: keep the track, stop cropping
+                        continue
                     luma = gray(frame) if luma is None else luma
                     crops = scan.tracks.setdefault(track.track_id, TrackCrops(track.track_id, [], [], []))
                     det = track.last
@@ -161,6 +165,7 @@ class VoiceoverStage(ClipStage):
                     crops.mouth_rel.append(_mouth_in_crop(det))
                 next_grid += grid_step
         scan.duration_s = last_t + grid_step
+        scan.face_tracks = tracker.tracks
         if self.persons is None:  # offline: a person is a face whose track lasts (one-frame false faces do not)
             lengths = {track.track_id: len(track.detections) for track in tracker.tracks}
             scan.person_counts = [sum(lengths[tid] >= cfg.min_face_track_samples for tid in ids)
@@ -175,6 +180,7 @@ class VoiceoverStage(ClipStage):
         faces = [_scaled(d, frame.width / width, frame.height / height) for d in self.faces.detect(rgb)]
         persons = self.persons.detect(frame.to_ndarray(format="rgb24")) if self.persons else faces
         scan.sample_times.append(t)
+        scan.frame_size = (frame.width, frame.height)
         scan.face_counts.append(len(faces))
         scan.person_counts.append(len(persons))
         seen = tracker.update(t, faces)
@@ -239,15 +245,7 @@ class VoiceoverStage(ClipStage):
         speech_frames = int(speech.sum())
         uncovered = int((speech & ~person & ~active).sum())
         unspoken = int((speech & ~active).sum())
-        tracks = []
-        for tid in sorted(scan.tracks):
-            crops = scan.tracks[tid]
-            scores = speaking.get(tid)
-            present = np.searchsorted(grid, np.asarray(crops.times) - 1e-6)
-            tracks.append({"track_id": tid, "start_s": float(crops.times[0]), "end_s": float(crops.times[-1] + step),
-                           "max_face_height_px": float(scan.track_boxes.get(tid, 0.0)),
-                           "speaking_frac": (float((scores[present] >= cfg.asd_threshold).mean())
-                                             if scores is not None else None)})
+        tracks = [self._track_entry(track, scan, grid, speaking.get(track.track_id)) for track in scan.face_tracks]
         counts = scan.person_counts
         return {
             "voiceover.sample_times": [round(t, 4) for t in scan.sample_times],
@@ -267,6 +265,31 @@ class VoiceoverStage(ClipStage):
             "voiceover.no_speaker_speech_s": round(unspoken * step, 3),
             "voiceover.no_speaker_speech_frac": unspoken / speech_frames if speech_frames else 0.0,
         }
+
+    def _track_entry(self, track, scan: VisualScan, grid: np.ndarray, scores: np.ndarray | None) -> dict:
+        """One face track for the manifest: its boxes (0-1 of the frame) and speaking scores per sampled frame."""
+        cfg = self.cfg
+        width, height = scan.frame_size
+        times = [t for t, _ in track.detections]
+        entry = {"track_id": track.track_id, "start_s": float(times[0]), "end_s": float(times[-1] + 1.0 / cfg.sample_fps),
+                 "max_face_height_px": float(scan.track_boxes.get(track.track_id, 0.0)),
+                 "times": [round(t, 4) for t in times],
+                 "boxes": [[round(v / size, 4) for v, size in zip(det.box, (width, height, width, height))]
+                           for _, det in track.detections],
+                 "speaking": None, "speaking_frac": None}
+        crops = scan.tracks.get(track.track_id)
+        if scores is None or crops is None:
+            return entry
+        present = np.searchsorted(grid, np.asarray(crops.times) - 1e-6)
+        own = scores[present]
+        crop_times = np.asarray(crops.times)
+        per_sample = []
+        for t in times:
+            window = (crop_times >= t) & (crop_times < t + 1.0 / cfg.sample_fps)
+            per_sample.append(round(float(own[window].mean()), 4) if window.any() else None)
+        entry["speaking"] = per_sample
+        entry["speaking_frac"] = float((own >= cfg.asd_threshold).mean())
+        return entry
 
     # decide ------------------------------------------------------------------------------------
     def decide_one(self, row: dict) -> dict:

@@ -6,36 +6,7 @@ import pytest
 
 from demix_pipeline.backends.asd.base import CROP, TrackCrops, face_crop
 from demix_pipeline.backends.asd.lip_motion import LipMotionASD
-
-
-def contract_model(path, input_names=("video", "audio")):
-    """logit[t] = mean(video[t]) / 255 - 0.5 + mean(audio[4t:4t+4]) * 0: honours contract v1's shapes."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    video, audio = input_names
-    nodes = [
-        helper.make_node("ReduceMean", [video, "axes_hw"], ["frame_mean"], keepdims=0),
-        helper.make_node("Div", ["frame_mean", "c255"], ["scaled"]),
-        helper.make_node("Sub", ["scaled", "half"], ["video_logit"]),
-        helper.make_node("Reshape", [audio, "shape_t4x13"], ["audio_frames"]),
-        helper.make_node("ReduceMean", ["audio_frames", "axes_a"], ["audio_mean"], keepdims=0),
-        helper.make_node("Mul", ["audio_mean", "zero"], ["audio_term"]),
-        helper.make_node("Add", ["video_logit", "audio_term"], ["scores"]),
-    ]
-    inits = [helper.make_tensor("axes_hw", TensorProto.INT64, [2], [2, 3]),
-             helper.make_tensor("axes_a", TensorProto.INT64, [1], [2]),
-             helper.make_tensor("shape_t4x13", TensorProto.INT64, [3], [1, -1, 52]),
-             helper.make_tensor("c255", TensorProto.FLOAT, [], [255.0]),
-             helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
-             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
-    graph = helper.make_graph(
-        nodes, "asd", [helper.make_tensor_value_info(video, TensorProto.FLOAT, [1, "T", CROP, CROP]),
-                       helper.make_tensor_value_info(audio, TensorProto.FLOAT, [1, "T4", 13])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, "T"])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.save(model, path)
+from tests.backends.tiny_models import contract_model
 
 
 def track(frames: int, brightness) -> TrackCrops:

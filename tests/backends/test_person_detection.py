@@ -75,15 +75,11 @@ def test_torchvision_nms_stand_in_matches_the_definition():
 def test_yolo_reference_from_a_random_checkpoint_in_the_store(tmp_path, monkeypatch):
     """Plumbing only: a YOLO built from its .yaml, saved as a .pt in a model-store folder, loaded and run."""
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
-    from demix_pipeline.backends.torch_compat import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    from ultralytics import YOLO
+    from demix_pipeline.backends.detection.yolo_ref import YoloPersons
+    from tests.backends.tiny_models import build_tiny_yolo
 
     store = tmp_path / "models" / "yolo11n"
-    store.mkdir(parents=True)
-    YOLO("yolo11n.yaml").save(str(store / "model.pt"))
-    from demix_pipeline.backends.detection.yolo_ref import YoloPersons
+    build_tiny_yolo(store / "model.pt")
 
     detector = YoloPersons(store / "model.pt", confidence=0.01)
     found = detector.detect(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))

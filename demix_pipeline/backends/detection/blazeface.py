@@ -10,6 +10,9 @@ size, boxes and keypoints relative to the anchor centre, sigmoid scores, weighte
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +47,20 @@ def anchors(variant: Variant) -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Silence file descriptor 2 (C-level writes) for the duration; Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BlazeFace:
     name = "mediapipe-blazeface"
 
@@ -52,9 +69,12 @@ class BlazeFace:
 
         self.variant = VARIANTS[variant]
         self.model_path = wheel_models.path("mediapipe", self.variant.file)
-        self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=threads)
-        self.interpreter.allocate_tensors()
-        inputs = self.interpreter.get_input_details()
+        with _native_stderr_muted():  # LiteRT prints an INFO line about its XNNPACK delegate on every load
+            self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+            inputs = self.interpreter.get_input_details()
+            self.interpreter.set_tensor(inputs[0]["index"], np.zeros(inputs[0]["shape"], np.float32))
+            self.interpreter.invoke()
         self._input = inputs[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
