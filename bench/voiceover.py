@@ -165,8 +165,8 @@ def main() -> int:
             for s, e in result["turns"]:
                 speech |= (grid >= max(s, a)) & (grid < min(e, b))
             uncovered = speech & ~result["person"] & ~result["active"]
-            seconds = uncovered.sum() / cfg.asd_fps
-            dropped = (speech.sum() / cfg.asd_fps >= cfg.min_speech_s and seconds > cfg.max_uncovered_s
+            uncovered_s = uncovered.sum() / cfg.asd_fps
+            dropped = (speech.sum() / cfg.asd_fps >= cfg.min_speech_s and uncovered_s > cfg.max_uncovered_s
                        and uncovered.sum() > cfg.max_uncovered_frac * speech.sum())
             vo_total += 1
             vo_right += dropped == (row["voice_over"] == "yes")
