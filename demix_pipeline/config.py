@@ -212,7 +212,7 @@ class VoiceoverConfig(StageConfig):
         "offline", description="offline: lip motion vs speech envelope; reference: ONNX contract model")
     asd_fps: float = Field(25.0, gt=0, description="face crops a second per track (the ONNX contract is 25)")
     asd_model: str = Field("active_speaker", description="reference: model store folder holding model.onnx")
-    max_asd_tracks: int = Field(6, ge=1, description="only the largest face tracks are scored")
+    max_asd_tracks: int = Field(6, ge=1, description="face tracks cropped at once and scored, largest faces first")
     min_track_s: float = Field(0.4, ge=0, description="shorter face tracks are not scored")
     asd_window_s: float = Field(1.5, gt=0, description="offline: correlation window")
     asd_corr_midpoint: float = Field(0.1, description="offline: correlation scoring 0.5")

@@ -154,9 +154,9 @@ class VoiceoverStage(ClipStage):
             luma = None
             while next_grid <= t + 1e-6:  # a frame fills every 25 fps grid point it reaches (low-fps sources)
                 scan.grid_times.append(next_grid)
-                for track in tracker.live(t):
-                    if t - track.last_t > 2 * sample_step:  # unseen for two samples: keep the track, stop cropping
-                        continue
+                recent = [track for track in tracker.live(t) if t - track.last_t <= 2 * sample_step]
+                # memory stays bounded in crowds: only the largest faces of the moment are cropped
+                for track in sorted(recent, key=lambda tr: -tr.last.height)[: cfg.max_asd_tracks]:
                     luma = gray(frame) if luma is None else luma
                     crops = scan.tracks.setdefault(track.track_id, TrackCrops(track.track_id, [], [], []))
                     det = track.last

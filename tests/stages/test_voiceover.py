@@ -95,6 +95,18 @@ def test_scenery_has_no_people(media):
         assert scan.sample_times and human_count(scan.person_counts, 5.0, 0.6, 90) == 0, name
 
 
+def test_same_clip_same_measurements(media):
+    stage = VoiceoverStage(load_config(), None)
+    stage.setup()
+    video = media / "talking_head_single/videoretalking_face_3.mp4"
+    from demix_pipeline.media.audio import ClipAudio
+
+    speech = ClipAudio.load(video).at(16000)
+    first, second = stage.measure_clip(video, speech), stage.measure_clip(video, speech)
+    assert first == second
+    assert first["voiceover.tracks"] and len(first["voiceover.tracks"][0]["boxes"]) == len(first["voiceover.tracks"][0]["times"])
+
+
 def test_decide_reapplies_tolerances_without_models(voiceover_run):
     out, _ = voiceover_run
     cfg = load_config(overrides=["run.progress=false", *FAST, "voiceover.max_uncovered_s=1000"])
