@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | status OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | status OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -51,7 +51,7 @@ run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path [OUT=dir] [KIND=cinematic]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) $(ARGS)
 
-ingest shots audio_quality demix voiceover: install
+ingest shots audio_quality demix voiceover caption: install
 	@test -n "$(INPUT)" || { echo "usage: make $@ INPUT=path [OUT=dir]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) --until $@ $(ARGS)
 

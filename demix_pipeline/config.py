@@ -236,6 +236,36 @@ class VoiceoverConfig(StageConfig):
         return self
 
 
+class CaptionConfig(StageConfig):
+    """Structured captions: participants, PersonN with appearance, active speaker, scene."""
+
+    backend: Literal["offline", "reference"] = Field(
+        "offline", description="offline: a template that states only measured facts; reference: a video-LLM from the model store")
+    analysis_fps: float = Field(4.0, gt=0, description="frames a second read for brightness, colourfulness and motion")
+    min_person_samples: int = Field(3, ge=1, description="a face track is a person when it has this many detections")
+    same_person_distance: float = Field(0.15, ge=0, le=1, description="non-overlapping tracks this close (0-1 of the width) are one person")
+    speaker_min_frac: float = Field(0.3, ge=0, le=1, description="a person is the active speaker when its tracks speak this often")
+    min_speech_s: float = Field(0.5, ge=0, description="with less speech the clip has no active speaker")
+    silence_dbfs: float = Field(-45.0, le=0, description="a demixed stem quieter than this is absent (the paper's level)")
+    close_up_height: float = Field(0.25, gt=0, le=1, description="face height (0-1 of the frame) from which a person is in close-up")
+    medium_height: float = Field(0.08, gt=0, le=1, description="... in a medium shot (below: wide)")
+    dark_luma: float = Field(70.0, ge=0, le=255)
+    bright_luma: float = Field(160.0, ge=0, le=255)
+    muted_chroma: float = Field(12.0, ge=0, description="mean chroma distance from grey (0-181) below which colours are muted")
+    vivid_chroma: float = Field(35.0, ge=0)
+    still_motion: float = Field(2.0, ge=0, description="mean abs luma change between analysis frames below which the scene is still")
+    busy_motion: float = Field(10.0, ge=0)
+    model: str = Field("video_llm", description="reference: model store folder saved with save_pretrained (processor + model)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="reference: auto = bfloat16 on GPU, float32 on CPU")
+    frames_per_clip: int = Field(4, ge=1, description="reference: frames given to the model for the scene")
+    crop_size: int = Field(336, ge=32, description="reference: person crops are resized to this square")
+    max_new_tokens: int = Field(48, ge=1)
+    person_prompt: str = Field("Describe this person's appearance (clothing, hair, age) in one short sentence.")
+    scene_prompt: str = Field("Describe the overall scene of this video in one sentence.")
+
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=32)
+
+
 class RunSettings(Strict):
     address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
@@ -251,6 +281,7 @@ class PipelineConfig(Strict):
     audio_quality: AudioQualityConfig = AudioQualityConfig()
     demix: DemixConfig = DemixConfig()
     voiceover: VoiceoverConfig = VoiceoverConfig()
+    caption: CaptionConfig = CaptionConfig()
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)

@@ -154,7 +154,7 @@ VOICEOVER = [
     Column("voiceover.max_person_count", pa.int32(), "most people in one sampled frame (unsmoothed)"),
     Column("voiceover.person_frame_frac", pa.float64(), "fraction of sampled frames with at least one person"),
     Column("voiceover.face_tracks", pa.int32(), "face tracks (BlazeFace faces joined by IoU across sampled frames)"),
-    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height (px), `times` of its detections (sampled frames), `boxes` there as [x0, y0, x1, y1] in 0-1 of the frame, `speaking` score (0-1) per detection (mean over its asd_fps frames) and `speaking_frac` of its frames at or above asd_threshold (both null: not scored, shorter than min_track_s or beyond max_asd_tracks)"),
+    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height (px), `times` of its detections (sampled frames), `boxes` there as [x0, y0, x1, y1] in 0-1 of the frame, `speaking` score (0-1) per detection (mean over its asd_fps frames) and `speaking_frac`: of its frames during speech, the fraction at or above asd_threshold (0 when it is never on screen during speech; both null: not scored, shorter than min_track_s or beyond max_asd_tracks)"),
     Column("voiceover.speech_s", pa.float64(), "seconds of speech in the diarization of separator A's speech stem"),
     Column("voiceover.speakers", pa.int32(), "speaker count of the diarization"),
     Column("voiceover.segments", pa.list_(SEGMENT), "diarization turns with speaker label and the fraction of their frames (asd_fps grid) with a visible person and with an active speaker"),
@@ -166,12 +166,33 @@ VOICEOVER = [
     Column("voiceover.no_speaker_speech_frac", pa.float64(), "no_speaker_speech_s over all speech seconds (0 without speech)"),
 ]
 
+CAPTION_PERSON = pa.struct([
+    pa.field("person_id", pa.string()), pa.field("track_ids", pa.list_(pa.int32())),
+    pa.field("box", pa.list_(pa.float32())), pa.field("description", pa.string()),
+    pa.field("speaking_frac", pa.float64()),
+])
+CAPTION_STRUCTURE = pa.struct([
+    pa.field("speaker_count", pa.int32()), pa.field("participants", pa.string()),
+    pa.field("persons", pa.list_(CAPTION_PERSON)), pa.field("active_speaker", pa.string()),
+    pa.field("scene", pa.string()),
+])
+
+CAPTION = [
+    Column("caption.text", pa.string(), "the caption: participants sentence, `PersonN: description` per person, `Active speaker: PersonN.`, scene sentence; only the scene sentence when no one speaks"),
+    Column("caption.structure", CAPTION_STRUCTURE, "the same as data: speaker_count (diarization), participants sentence, persons (person_id, voiceover track_ids, first face box [x0, y0, x1, y1] 0-1, description, speaking_frac), active_speaker (PersonN or null), scene"),
+    Column("caption.captioner", pa.string(), "`offline` (measured-facts template: no appearance) or `reference` (video-LLM descriptions)"),
+    Column("caption.brightness", pa.float64(), "mean luma (0-255) of frames at analysis_fps"),
+    Column("caption.colourfulness", pa.float64(), "mean chroma distance from grey, sqrt((U-128)^2 + (V-128)^2), of those frames"),
+    Column("caption.motion", pa.float64(), "mean absolute luma change (0-255) between consecutive analysis frames"),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
     "audio_quality": CLIP_CORE + SHOTS + AUDIO_QUALITY + KEEP_COLUMNS,
     "demix": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + KEEP_COLUMNS,
     "voiceover": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + KEEP_COLUMNS,
+    "caption": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + CAPTION + KEEP_COLUMNS,
 }
 
 

@@ -42,6 +42,14 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def late_stages_run(media, tmp_path_factory, ray_session) -> dict:
+    """One run of ingest .. caption over real clips, shared by the voiceover and caption tests."""
+    from tests.pipeline_helpers import run_late_stages
+
+    return run_late_stages(media, tmp_path_factory.mktemp("late_stages"))
+
+
 def ffmpeg(*args: str) -> None:
     from demix_pipeline.media.ffmpeg import ffmpeg_binary
 

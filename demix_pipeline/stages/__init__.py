@@ -25,9 +25,13 @@ def stage_class(name: str) -> type[Stage]:
         from demix_pipeline.stages.voiceover import VoiceoverStage
 
         return VoiceoverStage
+    if name == "caption":
+        from demix_pipeline.stages.caption import CaptionStage
+
+        return CaptionStage
     raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
 
 
-IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover")
+IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover", "caption")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

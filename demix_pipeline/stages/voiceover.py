@@ -245,7 +245,7 @@ class VoiceoverStage(ClipStage):
         speech_frames = int(speech.sum())
         uncovered = int((speech & ~person & ~active).sum())
         unspoken = int((speech & ~active).sum())
-        tracks = [self._track_entry(track, scan, grid, speaking.get(track.track_id)) for track in scan.face_tracks]
+        tracks = [self._track_entry(track, scan, grid, speaking.get(track.track_id), speech) for track in scan.face_tracks]
         counts = scan.person_counts
         return {
             "voiceover.sample_times": [round(t, 4) for t in scan.sample_times],
@@ -266,7 +266,8 @@ class VoiceoverStage(ClipStage):
             "voiceover.no_speaker_speech_frac": unspoken / speech_frames if speech_frames else 0.0,
         }
 
-    def _track_entry(self, track, scan: VisualScan, grid: np.ndarray, scores: np.ndarray | None) -> dict:
+    def _track_entry(self, track, scan: VisualScan, grid: np.ndarray, scores: np.ndarray | None,
+                     speech: np.ndarray) -> dict:
         """One face track for the manifest: its boxes (0-1 of the frame) and speaking scores per sampled frame."""
         cfg = self.cfg
         width, height = scan.frame_size
@@ -288,7 +289,8 @@ class VoiceoverStage(ClipStage):
             window = (crop_times >= t) & (crop_times < t + 1.0 / cfg.sample_fps)
             per_sample.append(round(float(own[window].mean()), 4) if window.any() else None)
         entry["speaking"] = per_sample
-        entry["speaking_frac"] = float((own >= cfg.asd_threshold).mean())
+        during_speech = speech[present]
+        entry["speaking_frac"] = float((own[during_speech] >= cfg.asd_threshold).mean()) if during_speech.any() else 0.0
         return entry
 
     # decide ------------------------------------------------------------------------------------

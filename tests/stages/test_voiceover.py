@@ -1,47 +1,19 @@
 """Stage voiceover on real clips: human counts, voice-over drops, faces over music, decide without models."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from demix_pipeline.config import load_config
-from demix_pipeline.evaluation import count_class, label_rows, shot_of_clip
+from demix_pipeline.evaluation import count_class
 from demix_pipeline.manifest import read_stage
-from demix_pipeline.runner import apply_decide, run_stage
+from demix_pipeline.runner import apply_decide
 from demix_pipeline.stages.voiceover import VoiceoverStage, human_count
-from tests.pipeline_helpers import run_pipeline
-
-FAST = ["shots.encode.preset=ultrafast", "voiceover.resources.shard_size=4"]
-FILES = [
-    "talking_head_single/videoretalking_face_1.mp4", "talking_head_single/videoretalking_face_2.mp4",
-    "talking_head_single/videoretalking_face_3.mp4", "talking_head_single/liveportrait_d11_child_speaking.mp4",
-    "talking_head_single/datajuicer_video5_woman_vertical.mp4",
-    "multi_person_dialogue/datajuicer_video3_two_women_talk_vertical.mp4",
-    "multi_person_dialogue/pyscenedetect_bbc_documentary_issue195.mp4",
-    "music/liveportrait_d10_face_with_music.mp4", "music/difffoley_drum.mp4", "music/moviepy_big_buck_bunny_0_30.webm",
-]
-
+from tests.pipeline_helpers import LATE_STAGES_FAST
 
 @pytest.fixture(scope="module")
-def voiceover_run(media, tmp_path_factory, ray_session):
-    folder = tmp_path_factory.mktemp("voiceover_inputs")
-    names = {}
-    for name in FILES:
-        shutil.copy(media / name, folder / name.split("/")[1])
-        names[name.split("/")[1]] = name
-    out = tmp_path_factory.mktemp("voiceover_run")
-    run_pipeline([folder], out, FAST)
-    cfg = load_config(overrides=["run.progress=false", *FAST])
-    for stage in ("audio_quality", "demix", "voiceover"):
-        run_stage(stage, cfg, out)
-    sources = {r["source_id"]: names[r["source_uri"].rsplit("/", 1)[1]] for r in read_stage(out, "ingest").to_pylist()}
-    rows = [r for r in read_stage(out, "voiceover").to_pylist() if r["error"] is None and r["voiceover.human_count"] is not None]
-    labels = label_rows(media)
-    for row in rows:
-        row["video_path"] = sources[row["source_id"]]
-        row["label"] = shot_of_clip(labels, row["video_path"], row["start_s"], row["end_s"])
-    return out, rows
+def voiceover_run(late_stages_run):
+    """The shared run of ingest..caption over real clips (tests/pipeline_helpers.py), at the voiceover stage."""
+    return late_stages_run["out"], late_stages_run["rows"]("voiceover")
 
 
 def test_talking_heads_count_one_and_are_kept(voiceover_run):
@@ -109,11 +81,11 @@ def test_same_clip_same_measurements(media):
 
 def test_decide_reapplies_tolerances_without_models(voiceover_run):
     out, _ = voiceover_run
-    cfg = load_config(overrides=["run.progress=false", *FAST, "voiceover.max_uncovered_s=1000"])
+    cfg = load_config(overrides=["run.progress=false", *LATE_STAGES_FAST, "voiceover.max_uncovered_s=1000"])
     apply_decide("voiceover", cfg, out)
     after = read_stage(out, "voiceover").to_pylist()
     assert not any(r["drop_reason"] == "voice_over" for r in after)
-    apply_decide("voiceover", load_config(overrides=["run.progress=false", *FAST]), out)
+    apply_decide("voiceover", load_config(overrides=["run.progress=false", *LATE_STAGES_FAST]), out)
     assert any(r["drop_reason"] == "voice_over" for r in read_stage(out, "voiceover").to_pylist())
 
 

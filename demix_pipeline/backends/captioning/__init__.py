@@ -1,0 +1,1 @@
+"""Captioners: offline template over measured facts, reference video-LLM (transformers)."""

@@ -1,0 +1,100 @@
+"""Stage `caption`: a structured caption for every clip that survived voiceover (spec section 3).
+
+Persons come from voiceover's face tracks: tracks with at least `min_person_samples` detections,
+joined when they do not overlap in time and start where the other ended (a face lost and found
+again), numbered Person1, Person2, ... left to right by where each is first seen. The active
+speaker is the person whose tracks speak most often (voiceover's active-speaker scores), when that
+is at least `speaker_min_frac` and the clip has speech; without one, the caption is only the scene
+sentence. The participants sentence uses the diarization speaker count.
+"""
+from __future__ import annotations
+
+from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
+from demix_pipeline.media.visual import picture_stats
+from demix_pipeline.stages.base import ClipStage
+
+
+def _centre_x(box: list[float]) -> float:
+    return (box[0] + box[2]) / 2
+
+
+def group_persons(tracks: list[dict] | None, min_samples: int, same_distance: float) -> list[Person]:
+    """Face tracks -> persons in a stable order (left to right where first seen, then by time)."""
+    usable = sorted((t for t in tracks or [] if len(t["times"] or []) >= min_samples),
+                    key=lambda t: (t["start_s"], t["track_id"]))
+    groups: list[list[dict]] = []
+    for track in usable:
+        for group in groups:
+            last = group[-1]
+            if last["end_s"] <= track["start_s"] and abs(_centre_x(last["boxes"][-1]) - _centre_x(track["boxes"][0])) <= same_distance:
+                group.append(track)
+                break
+        else:
+            groups.append([track])
+    groups.sort(key=lambda g: (round(_centre_x(g[0]["boxes"][0]), 3), g[0]["start_s"]))
+    persons = []
+    for index, group in enumerate(groups, start=1):
+        scored = [t["speaking_frac"] for t in group if t["speaking_frac"] is not None]
+        persons.append(Person(person_id=f"Person{index}", track_ids=[t["track_id"] for t in group],
+                              box=[float(v) for v in group[0]["boxes"][0]],
+                              speaking_frac=max(scored) if scored else None))
+    return persons
+
+
+class CaptionStage(ClipStage):
+    name = "caption"
+    uses_model = True
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        if cfg.backend == "reference":
+            from demix_pipeline.backends.captioning.video_llm import VideoLLMCaptioner
+            from demix_pipeline.models import resolve_model
+
+            device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
+            self.llm = VideoLLMCaptioner(resolve_model(cfg.model, self.ctx.models_dir, ("config.json",)), cfg, device)
+        else:
+            self.llm = None
+        from demix_pipeline.backends.captioning.offline import TemplateCaptioner
+
+        self.template = TemplateCaptioner(cfg)
+
+    def backends(self) -> dict[str, str]:
+        if self.cfg.backend == "reference":
+            return {"caption": f"reference: transformers video-LLM {self.cfg.model} (model store) for appearance and "
+                               f"scene; structure, ids and speaker from the pipeline's measurements"}
+        return {"caption": "offline: measured-facts template (no appearance is invented)"}
+
+    def measure_one(self, row: dict) -> dict:
+        cfg = self.cfg
+        clip = self.ctx.out / row["clip_uri"]
+        stats = picture_stats(clip, cfg.analysis_fps)
+        duration = row["end_s"] - row["start_s"]
+        persons = group_persons(row.get("voiceover.tracks"), cfg.min_person_samples, cfg.same_person_distance)
+        has_speech = (row.get("voiceover.speech_s") or 0.0) >= cfg.min_speech_s
+        speakers = [p for p in persons if p.speaking_frac is not None and p.speaking_frac >= cfg.speaker_min_frac]
+        active = max(speakers, key=lambda p: p.speaking_frac).person_id if has_speech and speakers else None
+        sounds = [name for name, present in (
+            ("speech", has_speech),
+            ("music", (row.get("demix.a_music_dbfs") or -200.0) >= cfg.silence_dbfs),
+            ("sound effects", (row.get("demix.a_effects_dbfs") or -200.0) >= cfg.silence_dbfs)) if present]
+        tracks = {t["track_id"]: t for t in row.get("voiceover.tracks") or []}
+        for person in persons:
+            seen = sum(tracks[tid]["end_s"] - tracks[tid]["start_s"] for tid in person.track_ids)
+            person.description = self.template.describe_person(person.box, seen)
+        scene = self.template.describe_scene(stats, sounds, duration)
+        if self.llm is not None:
+            persons_text, scene = self.llm.describe(clip, persons, tracks)
+            for person, text in zip(persons, persons_text):
+                person.description = text
+        caption = Caption(speaker_count=int(row.get("voiceover.speakers") or 0) if has_speech else 0,
+                          participants=participants_sentence(int(row.get("voiceover.speakers") or 0) if has_speech else 0),
+                          persons=persons, active_speaker=active, scene=scene)
+        return {**row, "caption.text": caption.text(), "caption.structure": caption.as_row(),
+                "caption.captioner": self.backends()["caption"].split(":")[0],
+                "caption.brightness": stats.brightness, "caption.colourfulness": stats.colourfulness,
+                "caption.motion": stats.motion}
+
+    def decide_one(self, row: dict) -> dict:
+        row["keep"], row["drop_reason"] = True, None
+        return row
