@@ -84,7 +84,7 @@ class CaptionStage(ClipStage):
             person.description = self.template.describe_person(person.box, seen)
         scene = self.template.describe_scene(stats, sounds, duration)
         if self.llm is not None:
-            persons_text, scene = self.llm.describe(clip, persons, tracks)
+            persons_text, scene = self.llm.describe(clip, persons, tracks, duration)
             for person, text in zip(persons, persons_text):
                 person.description = text
         caption = Caption(speaker_count=int(row.get("voiceover.speakers") or 0) if has_speech else 0,
