@@ -65,7 +65,23 @@ class CaptionStage(ClipStage):
                                f"scene; structure, ids and speaker from the pipeline's measurements"}
         return {"caption": "offline: measured-facts template (no appearance is invented)"}
 
+    def measure(self, rows: list[dict]) -> list[dict]:
+        """Captions of a batch; the reference model describes all persons and scenes of the batch together."""
+        plans = [self._plan(row) for row in rows]
+        if self.llm is not None:
+            described = self.llm.describe_many([(plan["clip"], plan["caption"].persons, plan["tracks"], plan["duration"])
+                                                for plan in plans])
+            for plan, (person_texts, scene) in zip(plans, described):
+                for person, text in zip(plan["caption"].persons, person_texts):
+                    person.description = text
+                plan["caption"].scene = scene
+        return [self._output(plan) for plan in plans]
+
     def measure_one(self, row: dict) -> dict:
+        return self.measure([row])[0]
+
+    def _plan(self, row: dict) -> dict:
+        """Everything measured for one clip, with the template's descriptions filled in."""
         cfg = self.cfg
         clip = self.ctx.out / row["clip_uri"]
         stats = picture_stats(clip, cfg.analysis_fps)
@@ -82,18 +98,17 @@ class CaptionStage(ClipStage):
         for person in persons:
             seen = sum(tracks[tid]["end_s"] - tracks[tid]["start_s"] for tid in person.track_ids)
             person.description = self.template.describe_person(person.box, seen)
-        scene = self.template.describe_scene(stats, sounds, duration)
-        if self.llm is not None:
-            persons_text, scene = self.llm.describe(clip, persons, tracks, duration)
-            for person, text in zip(persons, persons_text):
-                person.description = text
-        caption = Caption(speaker_count=int(row.get("voiceover.speakers") or 0) if has_speech else 0,
-                          participants=participants_sentence(int(row.get("voiceover.speakers") or 0) if has_speech else 0),
-                          persons=persons, active_speaker=active, scene=scene)
-        return {**row, "caption.text": caption.text(), "caption.structure": caption.as_row(),
-                "caption.captioner": self.backends()["caption"].split(":")[0],
-                "caption.brightness": stats.brightness, "caption.colourfulness": stats.colourfulness,
-                "caption.motion": stats.motion}
+        speaker_count = int(row.get("voiceover.speakers") or 0) if has_speech else 0
+        caption = Caption(speaker_count=speaker_count, participants=participants_sentence(speaker_count),
+                          persons=persons, active_speaker=active,
+                          scene=self.template.describe_scene(stats, sounds, duration))
+        return {"row": row, "clip": clip, "stats": stats, "duration": duration, "tracks": tracks, "caption": caption}
+
+    def _output(self, plan: dict) -> dict:
+        caption, stats = plan["caption"], plan["stats"]
+        return {**plan["row"], "caption.text": caption.text(), "caption.structure": caption.as_row(),
+                "caption.captioner": self.cfg.backend, "caption.brightness": stats.brightness,
+                "caption.colourfulness": stats.colourfulness, "caption.motion": stats.motion}
 
     def decide_one(self, row: dict) -> dict:
         row["keep"], row["drop_reason"] = True, None

@@ -41,6 +41,10 @@ def test_reference_captioner_runs_the_real_load_and_generate_path(family, tmp_pa
     assert request["crops"] == 1 and request["crop_size"] == 48
     again = stage.measure_one(dict(talking_head_row))
     assert again["caption.text"] == out["caption.text"]  # greedy: same clip, same text
+    # a batch of clips goes through the model together; each clip keeps its own persons and scene
+    together = stage.measure([dict(talking_head_row), dict(talking_head_row)])
+    assert stage.llm.last_request["clips"] == 2 and stage.llm.last_request["crops"] == 2
+    assert [r["caption.text"] for r in together] == [out["caption.text"]] * 2
 
 
 def test_missing_model_names_the_store_folder(tmp_path):

@@ -6,7 +6,7 @@ described one image per prompt, batched; the scene is described from `frames_per
 as a video. Prompts, frame count, crop size, dtype and token budget come from stages/caption.yaml.
 Generation is greedy (do_sample=False) so the same clip gets the same text.
 
-Serving through vLLM instead: subclass and override `generate(texts, images, video)`, which is the
+Serving through vLLM instead: subclass and override `generate(texts, images, videos)`, which is the
 only place the model runs (prompts come from the processor's chat template either way).
 """
 from __future__ import annotations
@@ -66,6 +66,7 @@ class VideoLLMCaptioner:
         dtype = {"auto": torch.bfloat16 if device == "cuda" else torch.float32, "float32": torch.float32,
                  "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
         self.processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+        self.processor.tokenizer.padding_side = "left"  # batched generation: prompts end where generation starts
         self.model = AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True, dtype=dtype).to(device).eval()
         self.cfg, self.device = cfg, device
         self.batch_size = max(1, cfg.resources.batch_size)
@@ -76,11 +77,12 @@ class VideoLLMCaptioner:
         messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}]
         return self.processor.apply_chat_template(messages, add_generation_prompt=True)
 
-    def generate(self, texts: list[str], images: list[np.ndarray] | None = None, video: np.ndarray | None = None) -> list[str]:
-        """Greedy generation for one batch: one image per text, or one video for a single text."""
+    def generate(self, texts: list[str], images: list[np.ndarray] | None = None,
+                 videos: list[np.ndarray] | None = None) -> list[str]:
+        """Greedy generation for one batch: one image, or one video (frames x H x W x 3), per text."""
         import torch
 
-        kwargs = {"images": images} if images is not None else {"videos": [video]}
+        kwargs = {"images": images} if images is not None else {"videos": videos}
         inputs = self.processor(text=texts, return_tensors="pt", padding=True, **kwargs).to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -93,9 +95,13 @@ class VideoLLMCaptioner:
 
     def describe(self, clip: Path, persons, tracks: dict[int, dict], duration_s: float) -> tuple[list[str], str]:
         """(appearance per person, scene sentence) for one clip."""
+        return self.describe_many([(clip, persons, tracks, duration_s)])[0]
+
+    def _views(self, clip: Path, persons, tracks: dict[int, dict], duration_s: float):
+        """One decoding pass of a clip: a crop per person (around its largest face) and the scene frames."""
         cfg = self.cfg
         scene_times = [round(duration_s * (i + 0.5) / cfg.frames_per_clip, 4) for i in range(cfg.frames_per_clip)]
-        views = []  # per person: (time, box) of its largest face
+        views = []
         for person in persons:
             candidates = [(box[3] - box[1], t, box) for tid in person.track_ids
                           for t, box in zip(tracks[tid]["times"], tracks[tid]["boxes"])]
@@ -103,13 +109,32 @@ class VideoLLMCaptioner:
             views.append((round(float(t), 4), box))
         frames = frames_at(clip, scene_times + [t for t, _ in views])
         crops = [person_crop(frames[t], box, cfg.crop_size) for t, box in views]
+        return crops, np.stack([frames[t] for t in scene_times])
+
+    def describe_many(self, requests: list[tuple]) -> list[tuple[list[str], str]]:
+        """(clip, persons, tracks, duration_s) per clip -> (appearance per person, scene) per clip.
+
+        All person crops of the batch go through the model together, `batch_size` at a time, and so
+        do the scene videos: on a GPU the batch, not the clip, fills the device.
+        """
+        cfg = self.cfg
+        views = [self._views(*request) for request in requests]
+        crops = [crop for clip_crops, _ in views for crop in clip_crops]
         person_prompt = self.chat_prompt("image", cfg.person_prompt)
-        described: list[str] = []
+        scene_prompt = self.chat_prompt("video", cfg.scene_prompt)
+        person_texts: list[str] = []
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start:start + self.batch_size]
-            described += self.generate([person_prompt] * len(batch), images=batch)
-        scene_prompt = self.chat_prompt("video", cfg.scene_prompt)
-        scene = self.generate([scene_prompt], video=np.stack([frames[t] for t in scene_times]))[0]
-        self.last_request = {"person_prompt": person_prompt, "scene_prompt": scene_prompt,
-                             "scene_frames": len(scene_times), "crops": len(crops), "crop_size": cfg.crop_size}
-        return described, scene
+            person_texts += self.generate([person_prompt] * len(batch), images=batch)
+        scenes: list[str] = []
+        videos = [video for _, video in views]
+        for start in range(0, len(videos), self.batch_size):
+            batch = videos[start:start + self.batch_size]
+            scenes += self.generate([scene_prompt] * len(batch), videos=batch)
+        self.last_request = {"person_prompt": person_prompt, "scene_prompt": scene_prompt, "clips": len(requests),
+                             "scene_frames": cfg.frames_per_clip, "crops": len(crops), "crop_size": cfg.crop_size}
+        out, index = [], 0
+        for (clip_crops, _), scene in zip(views, scenes):
+            out.append((person_texts[index:index + len(clip_crops)], scene))
+            index += len(clip_crops)
+        return out
