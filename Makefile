@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | status OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,9 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 
 demo: install
 	$(DEMIX) sample --out $(DEMO_DIR)/corpus
-	$(DEMIX) run --input $(DEMO_DIR)/corpus/sources.csv --out $(DEMO_DIR)/run $(ARGS)
+	$(DEMIX) run --input $(DEMO_DIR)/corpus/sources.csv --out $(DEMO_DIR)/run --set assign.test_size=0.25 $(ARGS)
 	$(DEMIX) status --out $(DEMO_DIR)/run
+	$(DEMIX) stats --out $(DEMO_DIR)/run
 
 test: install spleeter-env
 	$(PY) -m pytest $(ARGS)
@@ -51,12 +52,15 @@ run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path [OUT=dir] [KIND=cinematic]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) $(ARGS)
 
-ingest shots audio_quality demix voiceover caption: install
+ingest shots audio_quality demix voiceover caption assign: install
 	@test -n "$(INPUT)" || { echo "usage: make $@ INPUT=path [OUT=dir]"; exit 2; }
 	$(DEMIX) run --input $(INPUT) --out $(OUT) --kind $(KIND) --until $@ $(ARGS)
 
 status: install
 	$(DEMIX) status --out $(OUT)
+
+stats: install
+	$(DEMIX) stats --out $(OUT)
 
 clean:
 	rm -rf $(DEMO_DIR) manifests/run .pytest_cache

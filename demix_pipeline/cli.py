@@ -98,18 +98,37 @@ def cmd_status(args) -> int:
         print(f"no stage output in {out}")
         return 1
     header = ["stage", "state", "rows in", "rows out", "kept", "errors", "shards done/pending", "hours out/kept", "dropped by reason"]
-    table = [header]
+    body = []
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
-        table.append([r["stage"], r["state"], fmt(r["rows_in"]), fmt(r["rows_out"]), fmt(r["kept"]), fmt(r["errors"]),
-                      f"{r['shards_done']}/{r['shards_pending']}",
-                      "-" if r["hours_kept"] is None else f"{r['hours_out'] or 0:.3f}/{r['hours_kept']:.3f}",
-                      ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-"])
+        body.append([r["stage"], r["state"], fmt(r["rows_in"]), fmt(r["rows_out"]), fmt(r["kept"]), fmt(r["errors"]),
+                     f"{r['shards_done']}/{r['shards_pending']}",
+                     "-" if r["hours_kept"] is None else f"{r['hours_out'] or 0:.3f}/{r['hours_kept']:.3f}",
+                     ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-"])
+    print_table(header, body)
+    return 0
+
+
+def print_table(header: list[str], body: list[list[str]]) -> None:
+    table = [header, *body]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def cmd_stats(args) -> int:
+    from demix_pipeline.stats import dataset_stats, stats_table
+
+    stats = dataset_stats(args.out)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print_table(*stats_table(stats))
+    print(f"test split: {stats['test_clips']} clips from {stats['test_sources']} sources "
+          f"({stats['test_hours']:.3f} h); train: {stats['train_clips']} clips from {stats['train_sources']} sources "
+          f"({stats['train_hours']:.3f} h)")
     return 0
 
 
@@ -150,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     config_args(p)
     p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("stats", help="clips and hours per subset and split (needs the assign stage)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("sample", help="generate the demo corpus (no network)")
     p.add_argument("--out", required=True)

@@ -266,6 +266,20 @@ class CaptionConfig(StageConfig):
     resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=32)
 
 
+class AssignConfig(StageConfig):
+    """The five overlapping subsets and the leak-free test split (spec section 6)."""
+
+    talking_head_kinds: list[str] = Field(["talking_head"], description="source kinds whose clips form basic_face")
+    cinematic_kinds: list[str] = Field(["cinematic", "film_related"], description="source kinds of the other four subsets")
+    silence_dbfs: float = Field(-45.0, le=0, description="effects / music stems quieter than this are silent (the paper's level)")
+    test_size: float = Field(1000, gt=0, description="clips in the test split: >= 1 a count (the paper: 1000), < 1 a fraction")
+    split_seed: str = Field("demix-test-split", description="orders sources for the split (a hash of seed and source_id)")
+
+    resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=64, shard_size=256)
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"talking_head_kinds", "cinematic_kinds", "silence_dbfs", "test_size", "split_seed"})
+
+
 class RunSettings(Strict):
     address: str | None = Field(None, description="Ray cluster address; None uses RAY_ADDRESS or starts a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (None: all)")
@@ -282,6 +296,7 @@ class PipelineConfig(Strict):
     demix: DemixConfig = DemixConfig()
     voiceover: VoiceoverConfig = VoiceoverConfig()
     caption: CaptionConfig = CaptionConfig()
+    assign: AssignConfig = AssignConfig()
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)

@@ -186,6 +186,12 @@ CAPTION = [
     Column("caption.motion", pa.float64(), "mean absolute luma change (0-255) between consecutive analysis frames"),
 ]
 
+ASSIGN = [
+    Column("subsets", pa.list_(pa.string()), "the clip's subsets: basic_face (talking-head sources); single_character, multiple_characters, sound_event, visual_mood (cinematic / film-related sources); empty: dropped as no_subset"),
+    Column("split", pa.string(), "`train` or `test`; whole sources go to one side (null for dropped clips)"),
+    Column("assign.split_reason", pa.string(), "why the source is on its side: `recorded` (placed by an earlier run), `covers <subset>`, `fills test_size`, `train`"),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
@@ -193,6 +199,7 @@ COLUMNS: dict[str, list[Column]] = {
     "demix": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + KEEP_COLUMNS,
     "voiceover": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + KEEP_COLUMNS,
     "caption": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + CAPTION + KEEP_COLUMNS,
+    "assign": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + CAPTION + ASSIGN + KEEP_COLUMNS,
 }
 
 

@@ -47,7 +47,7 @@ def test_errors_exit_2_with_a_clear_message(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "o"), "--stages", "voiceover"]) == 2
     assert "needs stage demix to have finished" in capsys.readouterr().err
     assert main(["run", "--out", str(tmp_path / "o"), "--stages", "assign"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert "needs stage caption to have finished" in capsys.readouterr().err
 
 
 def test_input_lists_carry_source_kind(tmp_path):

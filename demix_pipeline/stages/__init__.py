@@ -29,9 +29,13 @@ def stage_class(name: str) -> type[Stage]:
         from demix_pipeline.stages.caption import CaptionStage
 
         return CaptionStage
+    if name == "assign":
+        from demix_pipeline.stages.assign import AssignStage
+
+        return AssignStage
     raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
 
 
-IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover", "caption")
+IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover", "caption", "assign")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]

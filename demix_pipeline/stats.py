@@ -1,0 +1,35 @@
+"""The paper-style dataset table from the `assign` manifest: clips and hours per subset and split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from demix_pipeline.manifest import read_stage
+from demix_pipeline.stages.assign import SUBSETS
+
+
+def dataset_stats(out: str | Path) -> dict:
+    rows = [r for r in read_stage(out, "assign").to_pylist() if r["keep"]]
+
+    def hours(selected: list[dict]) -> float:
+        return sum(r["shots.duration_s"] or 0.0 for r in selected) / 3600.0
+
+    subsets = []
+    for name in SUBSETS:
+        members = [r for r in rows if name in (r["subsets"] or [])]
+        subsets.append({"subset": name, "clips": len(members), "hours": hours(members),
+                        "test_clips": sum(r["split"] == "test" for r in members),
+                        "train_clips": sum(r["split"] == "train" for r in members)})
+    test = [r for r in rows if r["split"] == "test"]
+    train = [r for r in rows if r["split"] == "train"]
+    return {"subsets": subsets, "distinct_clips": len(rows), "hours": hours(rows),
+            "test_clips": len(test), "train_clips": len(train), "test_hours": hours(test), "train_hours": hours(train),
+            "test_sources": len({r["source_id"] for r in test}), "train_sources": len({r["source_id"] for r in train})}
+
+
+def stats_table(stats: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["subset", "clips", "hours", "train clips", "test clips"]
+    body = [[s["subset"], str(s["clips"]), f"{s['hours']:.3f}", str(s["train_clips"]), str(s["test_clips"])]
+            for s in stats["subsets"]]
+    body.append(["distinct clips", str(stats["distinct_clips"]), f"{stats['hours']:.3f}", str(stats["train_clips"]),
+                 str(stats["test_clips"])])
+    return header, body
