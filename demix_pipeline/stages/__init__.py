@@ -1,41 +1,29 @@
 """One module per stage, each a Stage with measure() and decide()."""
 from __future__ import annotations
 
+import importlib
+
 from demix_pipeline.stages.base import RowError, RunContext, Stage
+
+# stage name -> class, imported on first use (a stage's backends load only when it runs)
+_CLASSES = {
+    "ingest": "ingest:IngestStage",
+    "shots": "shots:ShotsStage",
+    "audio_quality": "audio_quality:AudioQualityStage",
+    "demix": "demix:DemixStage",
+    "voiceover": "voiceover:VoiceoverStage",
+    "caption": "caption:CaptionStage",
+    "assign": "assign:AssignStage",
+}
+
+IMPLEMENTED = tuple(_CLASSES)
 
 
 def stage_class(name: str) -> type[Stage]:
-    if name == "ingest":
-        from demix_pipeline.stages.ingest import IngestStage
+    if name not in _CLASSES:
+        raise KeyError(f"stage '{name}' is not implemented (stages: {', '.join(IMPLEMENTED)})")
+    module, cls = _CLASSES[name].split(":")
+    return getattr(importlib.import_module(f"demix_pipeline.stages.{module}"), cls)
 
-        return IngestStage
-    if name == "shots":
-        from demix_pipeline.stages.shots import ShotsStage
-
-        return ShotsStage
-    if name == "audio_quality":
-        from demix_pipeline.stages.audio_quality import AudioQualityStage
-
-        return AudioQualityStage
-    if name == "demix":
-        from demix_pipeline.stages.demix import DemixStage
-
-        return DemixStage
-    if name == "voiceover":
-        from demix_pipeline.stages.voiceover import VoiceoverStage
-
-        return VoiceoverStage
-    if name == "caption":
-        from demix_pipeline.stages.caption import CaptionStage
-
-        return CaptionStage
-    if name == "assign":
-        from demix_pipeline.stages.assign import AssignStage
-
-        return AssignStage
-    raise KeyError(f"stage '{name}' is not implemented yet (implemented: {', '.join(IMPLEMENTED)})")
-
-
-IMPLEMENTED = ("ingest", "shots", "audio_quality", "demix", "voiceover", "caption", "assign")
 
 __all__ = ["IMPLEMENTED", "RowError", "RunContext", "Stage", "stage_class"]
