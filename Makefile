@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,7 @@ demo: install
 	$(DEMIX) run --input $(DEMO_DIR)/corpus/sources.csv --out $(DEMO_DIR)/run --set assign.test_size=0.25 $(ARGS)
 	$(DEMIX) status --out $(DEMO_DIR)/run
 	$(DEMIX) stats --out $(DEMO_DIR)/run
+	$(DEMIX) export --out $(DEMO_DIR)/run --shard-size 100
 
 test: install spleeter-env
 	$(PY) -m pytest $(ARGS)
@@ -61,6 +62,9 @@ status: install
 
 stats: install
 	$(DEMIX) stats --out $(OUT)
+
+export: install
+	$(DEMIX) export --out $(OUT) $(ARGS)
 
 clean:
 	rm -rf $(DEMO_DIR) manifests/run .pytest_cache

@@ -132,6 +132,14 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from demix_pipeline.export import export
+
+    export(args.out, args.dest, args.shard_size,
+           args.subsets.split(",") if args.subsets else None, args.splits.split(",") if args.splits else None)
+    return 0
+
+
 def cmd_sample(args) -> int:
     from demix_pipeline.sample import make_sample_corpus
 
@@ -174,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("export", help="WebDataset shards + Parquet index + checksums per subset and split (resumable)")
+    p.add_argument("--out", required=True, help="run folder (needs the assign stage)")
+    p.add_argument("--dest", help="where to write (default: <out>/export/<subset>/<split>/)")
+    p.add_argument("--shard-size", type=int, default=1000, help="clips per tar shard")
+    p.add_argument("--subsets", help="comma-separated subsets (default: all five)")
+    p.add_argument("--splits", help="comma-separated splits (default: train,test)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sample", help="generate the demo corpus (no network)")
     p.add_argument("--out", required=True)

@@ -1,0 +1,109 @@
+"""`demix export`: what a training team gets, per subset and split, from the `assign` manifest.
+
+For each subset and split: WebDataset tar shards (`shard-000000.tar`, ...) whose samples are keyed
+by clip_id and hold `<clip_id>.mp4`, `.speech.flac`, `.effects.flac`, `.music.flac` and `.json`
+(caption, its structure, subsets, split and the main measurements), an `index.parquet` (one row per
+sample: clip_id, shard, and the same metadata) and `checksums.sha256` over the shards.
+Shards are planned from the sorted clip ids, written to a temporary name and renamed, each with a
+`.keys` sidecar; a re-run skips every shard whose sidecar matches its planned keys (resume), and
+the tar bytes are deterministic (fixed order, mtime 0, no owner), so an unchanged run exports the
+same files.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+
+from demix_pipeline.manifest import read_stage, write_atomic
+from demix_pipeline.stages.assign import SUBSETS
+
+STEMS = ("speech", "effects", "music")
+META_COLUMNS = ("source_id", "source_kind", "start_s", "end_s", "shots.duration_s", "subsets", "split",
+                "caption.text", "caption.structure", "caption.captioner", "voiceover.human_count",
+                "voiceover.speakers", "voiceover.speech_s", "demix.a_effects_dbfs", "demix.a_music_dbfs")
+
+
+INDEX_SCHEMA = pa.schema([
+    pa.field("clip_id", pa.string()), pa.field("shard", pa.string()), pa.field("source_id", pa.string()),
+    pa.field("duration_s", pa.float64()), pa.field("subsets", pa.list_(pa.string())), pa.field("split", pa.string()),
+    pa.field("caption", pa.string()), pa.field("human_count", pa.int32()), pa.field("speakers", pa.int32()),
+])
+
+
+def sample_metadata(row: dict) -> dict:
+    return {"clip_id": row["clip_id"], **{name: row.get(name) for name in META_COLUMNS}}
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    archive.addfile(info, io.BytesIO(data))
+
+
+def write_shard(path: Path, run: Path, rows: list[dict]) -> None:
+    """One WebDataset tar, written whole to a temporary name, then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as archive:
+        for row in rows:
+            key = row["clip_id"]
+            _add(archive, f"{key}.mp4", (run / row["clip_uri"]).read_bytes())
+            for stem in STEMS:
+                _add(archive, f"{key}.{stem}.flac", (run / row[f"demix.{stem}_uri"]).read_bytes())
+            _add(archive, f"{key}.json", json.dumps(sample_metadata(row), sort_keys=True, default=str).encode())
+    tmp.replace(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 1000,
+           subsets: list[str] | None = None, splits: list[str] | None = None, progress=print) -> dict:
+    """Write every (subset, split) folder under dest (default <run>/export); returns counts per folder."""
+    run = Path(run)
+    dest = Path(dest) if dest else run / "export"
+    rows = sorted((r for r in read_stage(run, "assign").to_pylist() if r["keep"]), key=lambda r: r["clip_id"])
+    summary = {}
+    for subset in subsets or list(SUBSETS):
+        for split in splits or ["train", "test"]:
+            members = [r for r in rows if subset in (r["subsets"] or []) and r["split"] == split]
+            if not members:
+                continue
+            folder = dest / subset / split
+            folder.mkdir(parents=True, exist_ok=True)
+            shards = [members[i:i + shard_size] for i in range(0, len(members), shard_size)]
+            written = 0
+            index = []
+            for number, shard_rows in enumerate(shards):
+                path = folder / f"shard-{number:06d}.tar"
+                keys = "\n".join(r["clip_id"] for r in shard_rows)
+                sidecar = path.with_suffix(".keys")
+                if not (path.exists() and sidecar.exists() and sidecar.read_text() == keys):
+                    write_shard(path, run, shard_rows)
+                    sidecar.write_text(keys)
+                    written += 1
+                index += [{"clip_id": r["clip_id"], "shard": path.name, "source_id": r["source_id"],
+                           "duration_s": r["shots.duration_s"], "subsets": r["subsets"], "split": r["split"],
+                           "caption": r["caption.text"], "human_count": r["voiceover.human_count"],
+                           "speakers": r["voiceover.speakers"]} for r in shard_rows]
+            for stale in sorted(folder.glob("shard-*.tar"))[len(shards):]:  # fewer shards than an earlier export
+                stale.unlink()
+                stale.with_suffix(".keys").unlink(missing_ok=True)
+            write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
+            sums = "".join(f"{_sha256(folder / f'shard-{n:06d}.tar')}  shard-{n:06d}.tar\n" for n in range(len(shards)))
+            tmp = folder / ".checksums.sha256.tmp"
+            tmp.write_text(sums)
+            tmp.replace(folder / "checksums.sha256")
+            summary[f"{subset}/{split}"] = {"clips": len(members), "shards": len(shards), "written": written}
+            if progress:
+                progress(f"export {subset}/{split}: {len(members)} clips, {len(shards)} shards ({written} written)")
+    return summary
