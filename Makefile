@@ -12,10 +12,10 @@ ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export clean help
+.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | clean"
 
 install: $(VENV)/.installed
 
@@ -34,9 +34,17 @@ demo: install
 	$(DEMIX) status --out $(DEMO_DIR)/run
 	$(DEMIX) stats --out $(DEMO_DIR)/run
 	$(DEMIX) export --out $(DEMO_DIR)/run --shard-size 100
+	$(DEMIX) report --out $(DEMO_DIR)/run
 
-test: install spleeter-env
+test: install spleeter-env chromium
 	$(PY) -m pytest $(ARGS)
+
+# The report test renders the HTML in headless Chromium: Debian's package, installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (the report test renders the HTML report in it)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # Spleeter (reference separator B) pins tensorflow 2.12 and numpy<2: it gets a venv of its own, which the
 # demix stage reaches through Ray (runtime_env py_executable). Same ray version as the main venv.
@@ -65,6 +73,9 @@ stats: install
 
 export: install
 	$(DEMIX) export --out $(OUT) $(ARGS)
+
+report: install
+	$(DEMIX) report --out $(OUT)
 
 clean:
 	rm -rf $(DEMO_DIR) manifests/run .pytest_cache

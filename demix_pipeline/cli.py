@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from demix_pipeline.config import STAGE_ORDER, ConfigError, load_config
-from demix_pipeline.manifest import ManifestError, stage_dir
+from demix_pipeline.manifest import ManifestError
 from demix_pipeline.stages import IMPLEMENTED
+from demix_pipeline.stats import status_rows
 
 
 def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
@@ -64,30 +65,6 @@ def cmd_decide(args) -> int:
     return 0
 
 
-def status_rows(out: Path) -> list[dict]:
-    rows = []
-    for name in STAGE_ORDER:
-        folder = stage_dir(out, name)
-        if not folder.exists():
-            continue
-        marker = folder / "_measure.json"
-        measure = json.loads(marker.read_text()) if marker.exists() else {}
-        record = json.loads((folder / "_stage.json").read_text()) if (folder / "_stage.json").exists() else {}
-        done = len(list(folder.glob("part-*.parquet")))
-        total = measure.get("shards", done)
-        finished = (folder / "_SUCCESS").exists()
-        rows.append({
-            "stage": folder.name, "state": "done" if finished else "incomplete",
-            "rows_in": measure.get("rows_in"), "rows_out": record.get("rows_out") if finished else None,
-            "kept": record.get("kept") if finished else None, "errors": record.get("errors") if finished else None,
-            "dropped": record.get("dropped_by_reason", {}) if finished else {},
-            "shards_done": done, "shards_pending": max(0, total - done),
-            "hours_out": record.get("hours_out") if finished else None,
-            "hours_kept": record.get("hours_kept") if finished else None,
-        })
-    return rows
-
-
 def cmd_status(args) -> int:
     out = Path(args.out)
     rows = status_rows(out)
@@ -129,6 +106,13 @@ def cmd_stats(args) -> int:
     print(f"test split: {stats['test_clips']} clips from {stats['test_sources']} sources "
           f"({stats['test_hours']:.3f} h); train: {stats['train_clips']} clips from {stats['train_sources']} sources "
           f"({stats['train_hours']:.3f} h)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from demix_pipeline.report import build_report
+
+    print(f"report written: {build_report(args.out, args.dest)}")
     return 0
 
 
@@ -182,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of the run (funnel, distributions, subsets, backends)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dest", help="HTML file to write (default: <out>/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="WebDataset shards + Parquet index + checksums per subset and split (resumable)")
     p.add_argument("--out", required=True, help="run folder (needs the assign stage)")

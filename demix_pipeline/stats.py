@@ -1,9 +1,11 @@
-"""The paper-style dataset table from the `assign` manifest: clips and hours per subset and split."""
+"""Run figures from the manifests alone: per-stage status, and the paper-style subset table."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from demix_pipeline.manifest import read_stage
+from demix_pipeline.config import STAGE_ORDER
+from demix_pipeline.manifest import read_stage, stage_dir
 from demix_pipeline.stages.assign import SUBSETS
 
 
@@ -33,3 +35,27 @@ def stats_table(stats: dict) -> tuple[list[str], list[list[str]]]:
     body.append(["distinct clips", str(stats["distinct_clips"]), f"{stats['hours']:.3f}", str(stats["train_clips"]),
                  str(stats["test_clips"])])
     return header, body
+
+
+def status_rows(out: Path) -> list[dict]:
+    rows = []
+    for name in STAGE_ORDER:
+        folder = stage_dir(out, name)
+        if not folder.exists():
+            continue
+        marker = folder / "_measure.json"
+        measure = json.loads(marker.read_text()) if marker.exists() else {}
+        record = json.loads((folder / "_stage.json").read_text()) if (folder / "_stage.json").exists() else {}
+        done = len(list(folder.glob("part-*.parquet")))
+        total = measure.get("shards", done)
+        finished = (folder / "_SUCCESS").exists()
+        rows.append({
+            "stage": folder.name, "state": "done" if finished else "incomplete",
+            "rows_in": measure.get("rows_in"), "rows_out": record.get("rows_out") if finished else None,
+            "kept": record.get("kept") if finished else None, "errors": record.get("errors") if finished else None,
+            "dropped": record.get("dropped_by_reason", {}) if finished else {},
+            "shards_done": done, "shards_pending": max(0, total - done),
+            "hours_out": record.get("hours_out") if finished else None,
+            "hours_kept": record.get("hours_kept") if finished else None,
+        })
+    return rows
