@@ -24,6 +24,7 @@ MEASURES = [  # (column, label) shown as histograms over the clips that reached 
     ("demix.max_l1", "largest compared L1 (demix)"),
     ("voiceover.human_count", "human count"),
     ("voiceover.speech_s", "speech seconds"),
+    ("speech_fraction", "speech fraction (speech seconds / clip length)"),
 ]
 STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
@@ -91,18 +92,26 @@ def build_report(out: str | Path, dest: str | Path | None = None, thumbs_per_sub
             records[name] = json.loads(record_path.read_text())
     # funnel
     body = []
+    hours_in = None  # a stage's input is the previous stage's kept rows
     for row in status:
         name = row["stage"].split("_", 1)[1]
         record = records.get(name, {})
-        body.append([row["stage"], row["state"], row["rows_in"] if row["rows_in"] is not None else "-",
-                     row["rows_out"] if row["rows_out"] is not None else "-", row["kept"] if row["kept"] is not None else "-",
-                     row["errors"] if row["errors"] is not None else "-",
-                     f"{record.get('hours_out', 0) or 0:.3f}", f"{record.get('hours_kept', 0) or 0:.3f}",
+        hours_out, hours_kept = record.get("hours_out") or 0.0, record.get("hours_kept") or 0.0
+        dash = lambda value: "-" if value is None else value  # noqa: E731
+        body.append([row["stage"], row["state"], dash(row["rows_in"]),
+                     f"{hours_out if hours_in is None else hours_in:.3f}", dash(row["rows_out"]), dash(row["kept"]),
+                     f"{hours_kept:.3f}", dash(row["errors"]),
                      ", ".join(f"{k}={v}" for k, v in row["dropped"].items()) or "-"])
-    parts.append("<h2>Funnel</h2>" + _table("funnel", ["stage", "state", "rows in", "rows out", "kept", "errors",
-                                                       "hours out", "hours kept", "dropped by reason"], body))
+        hours_in = hours_kept
+    parts.append("<h2>Funnel</h2>" + _table("funnel", ["stage", "state", "rows in", "hours in", "rows out", "kept",
+                                                       "hours kept", "errors", "dropped by reason"], body))
     # distributions
     rows = _last_rows(out)
+    for row in rows:
+        if row.get("voiceover.speech_s") is not None and row.get("shots.duration_s"):
+            row["speech_fraction"] = row["voiceover.speech_s"] / row["shots.duration_s"]
+        elif "voiceover.speech_s" in row:
+            row["speech_fraction"] = None
     if rows:
         parts.append("<h2>Distributions</h2><p class='note'>over every clip row of the last finished stage</p>")
         parts += [_histogram([r.get(column) for r in rows], label) for column, label in MEASURES if column in rows[0]]

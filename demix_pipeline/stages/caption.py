@@ -61,8 +61,11 @@ class CaptionStage(ClipStage):
 
     def backends(self) -> dict[str, str]:
         if self.cfg.backend == "reference":
-            return {"caption": f"reference: transformers video-LLM {self.cfg.model} (model store) for appearance and "
-                               f"scene; structure, ids and speaker from the pipeline's measurements"}
+            from importlib import metadata
+
+            return {"caption": f"reference: transformers {metadata.version('transformers')} video-LLM {self.cfg.model} "
+                               f"(model store) for appearance and scene; structure, ids and speaker from the pipeline's "
+                               f"measurements"}
         return {"caption": "offline: measured-facts template (no appearance is invented)"}
 
     def measure(self, rows: list[dict]) -> list[dict]:

@@ -126,11 +126,14 @@ class VoiceoverStage(ClipStage):
 
     def backends(self) -> dict[str, str]:
         cfg = self.cfg
-        people = (f"reference: ultralytics YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
-                  if cfg.person_detector == "reference" else f"offline: mediapipe BlazeFace {cfg.face_variant} (LiteRT)")
-        diarizer = (f"reference: pyannote.audio pipeline {cfg.pyannote_model} (model store)"
-                    if cfg.diarizer == "reference" else "offline: silero-vad + resemblyzer + agglomerative clustering")
-        asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store)"
+        v = _versions("ai-edge-litert", "silero-vad", "resemblyzer", "ultralytics", "pyannote.audio", "onnxruntime")
+        people = (f"reference: ultralytics {v['ultralytics']} YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
+                  if cfg.person_detector == "reference" else
+                  f"offline: mediapipe 0.10.21 BlazeFace {cfg.face_variant} (ai-edge-litert {v['ai-edge-litert']})")
+        diarizer = (f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
+                    if cfg.diarizer == "reference" else
+                    f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering")
+        asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store, onnxruntime {v['onnxruntime']})"
                if cfg.asd == "reference" else "offline: lip motion vs speech envelope")
         return {"voiceover": f"people: {people}; faces: BlazeFace {cfg.face_variant} + IoU tracks; "
                              f"diarization: {diarizer}; active speaker: {asd}"}
@@ -303,6 +306,18 @@ class VoiceoverStage(ClipStage):
         row["keep"] = not voice_over
         row["drop_reason"] = "voice_over" if voice_over else None
         return row
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for package in packages:
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
 
 
 def _scaled(det: Detection, sx: float, sy: float) -> Detection:
