@@ -11,7 +11,6 @@ same files.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from demix_pipeline.manifest import read_stage, write_atomic
+from demix_pipeline.manifest import read_stage, write_atomic, write_text_atomic
+from demix_pipeline.media.hashing import file_sha256
 from demix_pipeline.stages.assign import SUBSETS
 
 STEMS = ("speech", "effects", "music")
@@ -58,13 +58,6 @@ def write_shard(path: Path, run: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 1000,
            subsets: list[str] | None = None, splits: list[str] | None = None, progress=print) -> dict:
@@ -99,10 +92,8 @@ def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 10
                 stale.unlink()
                 stale.with_suffix(".keys").unlink(missing_ok=True)
             write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
-            sums = "".join(f"{_sha256(folder / f'shard-{n:06d}.tar')}  shard-{n:06d}.tar\n" for n in range(len(shards)))
-            tmp = folder / ".checksums.sha256.tmp"
-            tmp.write_text(sums)
-            tmp.replace(folder / "checksums.sha256")
+            sums = "".join(f"{file_sha256(folder / f'shard-{n:06d}.tar')}  shard-{n:06d}.tar\n" for n in range(len(shards)))
+            write_text_atomic(sums, folder / "checksums.sha256")
             summary[f"{subset}/{split}"] = {"clips": len(members), "shards": len(shards), "written": written}
             if progress:
                 progress(f"export {subset}/{split}: {len(members)} clips, {len(shards)} shards ({written} written)")

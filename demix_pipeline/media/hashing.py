@@ -1,6 +1,7 @@
 """Content ids: identical files get the same id wherever they lie, without reading huge files whole."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -25,3 +26,12 @@ def content_id(path: str | os.PathLike, chunk_bytes: int = 1 << 20, chunks: int 
                 handle.seek(i * step)
                 digest.update(handle.read(chunk_bytes))
     return digest.hexdigest()[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a whole file, read in 1 MiB blocks (checksums of model files and export shards)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
