@@ -9,6 +9,7 @@ from pathlib import Path
 
 from demix_pipeline.config import STAGE_ORDER, ConfigError, load_config
 from demix_pipeline.manifest import ManifestError
+from demix_pipeline.models import ModelNotFoundError
 from demix_pipeline.stages import IMPLEMENTED
 from demix_pipeline.stats import status_rows
 
@@ -33,7 +34,9 @@ def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from demix_pipeline.models import check_models
     from demix_pipeline.runner import run_stage
+    from demix_pipeline.stages import stage_class
     from demix_pipeline.stages.ingest import collect_sources
 
     cfg = load_config(args.config, args.set)
@@ -44,6 +47,7 @@ def cmd_run(args) -> int:
             raise ConfigError("demix run needs --input when it runs ingest")
         sources = collect_sources(args.input, args.kind, cfg.ingest.extensions)
         print(f"ingest: {len(sources)} input files", file=sys.stderr)
+    check_models([need for name in stages for need in stage_class(name).required_models(cfg)], cfg.run.models_dir)
     for name in stages:
         summary = run_stage(name, cfg, args.out, sources=sources)
         dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
@@ -180,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", help="comma-separated splits (default: train,test)")
     p.set_defaults(func=cmd_export)
 
+    from demix_pipeline.models_cli import add_parser as add_models_parser
+
+    add_models_parser(sub, config_args)
+
     p = sub.add_parser("sample", help="generate the demo corpus (no network)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=7)
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, StageFailed, InputError) as exc:
+    except (ConfigError, ManifestError, StageFailed, InputError, ModelNotFoundError) as exc:
         print(f"demix: error: {exc}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ from demix_pipeline import __version__
 from demix_pipeline.config import STAGE_ORDER, PipelineConfig
 from demix_pipeline.manifest import (part_files, part_name, read_part, schema, stage_dir, to_table,
                                      write_atomic, write_json_atomic)
+from demix_pipeline.models import check_models
 from demix_pipeline.stages import IMPLEMENTED, RunContext, Stage, stage_class
 
 log = logging.getLogger("demix.runner")
@@ -266,6 +267,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
         if stored.get("decide_fingerprint") == decide_fp:
             return _summary_from(stored, "up-to-date")
         return apply_decide(name, cfg, out)
+    check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "_SUCCESS").unlink(missing_ok=True)
     write_json_atomic({"measure_fingerprint": measure_fp, "artifacts_fingerprint": artifacts_fp,

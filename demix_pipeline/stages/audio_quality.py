@@ -27,13 +27,17 @@ class AudioQualityStage(ClipStage):
     name = "audio_quality"
     uses_model = True
 
+    @classmethod
+    def required_models(cls, config):
+        cfg = config.audio_quality
+        return [(cfg.aes_model, "audio_quality.aes_model", ("checkpoint.pt",))] if cfg.backend == "reference" else []
+
     def setup(self) -> None:
         cfg = self.cfg
         if cfg.backend == "reference":
             from demix_pipeline.backends.quality.audiobox import AudioboxAesthetics
-            from demix_pipeline.models import resolve_model
 
-            folder = resolve_model(cfg.aes_model, self.ctx.models_dir, ("checkpoint.pt",))
+            folder = self.model_folder(cfg.aes_model)
             self.aes = AudioboxAesthetics(folder / "checkpoint.pt", cfg.aes_precision, cfg.resources.batch_size)
         else:
             self.vad = SileroVAD(threshold=cfg.vad_threshold)

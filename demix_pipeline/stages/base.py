@@ -51,6 +51,21 @@ class Stage:
     def clear_artifacts(cls, out: Path) -> None:
         """Remove the stage's artifact files (their settings changed, so they cannot be reused)."""
 
+    @classmethod
+    def required_models(cls, config: PipelineConfig) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Store models the configured backends load: (name, config key naming it, files opened).
+
+        The runner checks them before any work starts, so a missing model fails the run at once.
+        """
+        return []
+
+    def model_folder(self, name: str) -> Path:
+        """The store folder of a model this stage's config requires (checked for its files)."""
+        from demix_pipeline.models import resolve_model
+
+        files = next(files for model, _, files in self.required_models(self.pipeline_config) if model == name)
+        return resolve_model(name, self.ctx.models_dir, files)
+
     def setup(self) -> None:
         """Load models or heavy objects; called once per worker before any measure()."""
 

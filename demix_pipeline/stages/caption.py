@@ -45,14 +45,18 @@ class CaptionStage(ClipStage):
     name = "caption"
     uses_model = True
 
+    @classmethod
+    def required_models(cls, config):
+        cfg = config.caption
+        return [(cfg.model, "caption.model", ("config.json",))] if cfg.backend == "reference" else []
+
     def setup(self) -> None:
         cfg = self.cfg
         if cfg.backend == "reference":
             from demix_pipeline.backends.captioning.video_llm import VideoLLMCaptioner
-            from demix_pipeline.models import resolve_model
 
             device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
-            self.llm = VideoLLMCaptioner(resolve_model(cfg.model, self.ctx.models_dir, ("config.json",)), cfg, device)
+            self.llm = VideoLLMCaptioner(self.model_folder(cfg.model), cfg, device)
         else:
             self.llm = None
         from demix_pipeline.backends.captioning.offline import TemplateCaptioner

@@ -51,23 +51,27 @@ class DemixStage(ClipStage):
     name = "demix"
     uses_model = True
 
+    @classmethod
+    def required_models(cls, config):
+        cfg = config.demix
+        return ([(cfg.a_model, "demix.a_model", ())] if cfg.separator_a == "reference" else []) + \
+            ([(cfg.b_model, "demix.b_model", ("params.json",))] if cfg.separator_b == "reference" else [])
+
     def setup(self) -> None:
         cfg = self.cfg
         if cfg.separator_a == "reference":
             from demix_pipeline.backends.separation.demucs_ref import DemucsSeparator
-            from demix_pipeline.models import resolve_model
 
             device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
-            self.sep_a = DemucsSeparator(cfg.a_model_name, resolve_model(cfg.a_model, self.ctx.models_dir), device)
+            self.sep_a = DemucsSeparator(cfg.a_model_name, self.model_folder(cfg.a_model), device)
             self.a_map = cfg.a_reference_stems
         else:
             self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
             self.a_map = cfg.a_stems
         if cfg.separator_b == "reference":
             from demix_pipeline.backends.separation.spleeter_ref import SpleeterSeparator
-            from demix_pipeline.models import resolve_model
 
-            self.sep_b = SpleeterSeparator(resolve_model(cfg.b_model, self.ctx.models_dir, ("params.json",)),
+            self.sep_b = SpleeterSeparator(self.model_folder(cfg.b_model),
                                            cfg.spleeter_python)
             self.b_map = cfg.b_reference_stems
         else:

@@ -85,6 +85,13 @@ class VoiceoverStage(ClipStage):
     name = "voiceover"
     uses_model = True
 
+    @classmethod
+    def required_models(cls, config):
+        cfg = config.voiceover
+        return ([(cfg.yolo_model, "voiceover.yolo_model", (cfg.yolo_weights,))] if cfg.person_detector == "reference" else []) + \
+            ([(cfg.pyannote_model, "voiceover.pyannote_model", ("config.yaml",))] if cfg.diarizer == "reference" else []) + \
+            ([(cfg.asd_model, "voiceover.asd_model", ("model.onnx",))] if cfg.asd == "reference" else [])
+
     def setup(self) -> None:
         cfg = self.cfg
         from demix_pipeline.backends.detection.blazeface import BlazeFace
@@ -94,17 +101,14 @@ class VoiceoverStage(ClipStage):
         device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
         if cfg.person_detector == "reference":
             from demix_pipeline.backends.detection.yolo_ref import YoloPersons
-            from demix_pipeline.models import resolve_model
 
-            folder = resolve_model(cfg.yolo_model, self.ctx.models_dir, (cfg.yolo_weights,))
+            folder = self.model_folder(cfg.yolo_model)
             self.persons = YoloPersons(folder / cfg.yolo_weights, cfg.yolo_confidence, cfg.yolo_person_class,
                                        cfg.yolo_imgsz, device)
         if cfg.diarizer == "reference":
             from demix_pipeline.backends.diarization.pyannote_ref import PyannoteDiarizer
-            from demix_pipeline.models import resolve_model
 
-            self.diarizer = PyannoteDiarizer(resolve_model(cfg.pyannote_model, self.ctx.models_dir, ("config.yaml",)),
-                                             device)
+            self.diarizer = PyannoteDiarizer(self.model_folder(cfg.pyannote_model), device)
         else:
             from demix_pipeline.backends.diarization.offline import OfflineDiarizer, OfflineDiarizerConfig
 
@@ -115,9 +119,8 @@ class VoiceoverStage(ClipStage):
                 max_speakers=cfg.max_speakers))
         if cfg.asd == "reference":
             from demix_pipeline.backends.asd.onnx_contract import OnnxASD
-            from demix_pipeline.models import resolve_model
 
-            folder = resolve_model(cfg.asd_model, self.ctx.models_dir, ("model.onnx",))
+            folder = self.model_folder(cfg.asd_model)
             self.asd = OnnxASD(folder / "model.onnx", device=device)
         else:
             from demix_pipeline.backends.asd.lip_motion import LipMotionASD
