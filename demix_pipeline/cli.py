@@ -70,7 +70,9 @@ def cmd_decide(args) -> int:
 
 
 def cmd_status(args) -> int:
-    out = Path(args.out)
+    from demix_pipeline.storage import run_root
+
+    out = run_root(args.out)
     rows = status_rows(out)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -21,6 +21,7 @@ import pyarrow as pa
 from demix_pipeline.manifest import read_stage, write_atomic, write_text_atomic
 from demix_pipeline.media.hashing import file_sha256
 from demix_pipeline.stages.assign import SUBSETS
+from demix_pipeline.storage import RunPath, ensure_dir, local_output, remove_file, run_root
 
 STEMS = ("speech", "effects", "music")
 META_COLUMNS = ("source_id", "source_kind", "start_s", "end_s", "shots.duration_s", "subsets", "split",
@@ -45,9 +46,15 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     archive.addfile(info, io.BytesIO(data))
 
 
-def write_shard(path: Path, run: Path, rows: list[dict]) -> None:
-    """One WebDataset tar, written whole to a temporary name, then renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def write_shard(path: RunPath, run: RunPath, rows: list[dict]) -> None:
+    """One WebDataset tar, written whole to a temporary name, then renamed (or uploaded whole)."""
+    with local_output(path) as local:
+        tmp = local.with_name(f".{local.name}.tmp")
+        _write_tar(tmp, run, rows)
+        tmp.replace(local)
+
+
+def _write_tar(tmp: Path, run: RunPath, rows: list[dict]) -> None:
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as archive:
         for row in rows:
             key = row["clip_id"]
@@ -55,15 +62,14 @@ def write_shard(path: Path, run: Path, rows: list[dict]) -> None:
             for stem in STEMS:
                 _add(archive, f"{key}.{stem}.flac", (run / row[f"demix.{stem}_uri"]).read_bytes())
             _add(archive, f"{key}.json", json.dumps(sample_metadata(row), sort_keys=True, default=str).encode())
-    tmp.replace(path)
 
 
 
-def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 1000,
+def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: int = 1000,
            subsets: list[str] | None = None, splits: list[str] | None = None, progress=print) -> dict:
     """Write every (subset, split) folder under dest (default <run>/export); returns counts per folder."""
-    run = Path(run)
-    dest = Path(dest) if dest else run / "export"
+    run = run_root(run)
+    dest = run_root(dest) if dest else run / "export"
     rows = sorted((r for r in read_stage(run, "assign").to_pylist() if r["keep"]), key=lambda r: r["clip_id"])
     summary = {}
     for subset in subsets or list(SUBSETS):
@@ -72,7 +78,7 @@ def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 10
             if not members:
                 continue
             folder = dest / subset / split
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_dir(folder)
             shards = [members[i:i + shard_size] for i in range(0, len(members), shard_size)]
             written = 0
             index = []
@@ -88,9 +94,9 @@ def export(run: str | Path, dest: str | Path | None = None, shard_size: int = 10
                            "duration_s": r["shots.duration_s"], "subsets": r["subsets"], "split": r["split"],
                            "caption": r["caption.text"], "human_count": r["voiceover.human_count"],
                            "speakers": r["voiceover.speakers"]} for r in shard_rows]
-            for stale in sorted(folder.glob("shard-*.tar"))[len(shards):]:  # fewer shards than an earlier export
+            for stale in sorted(folder.glob("shard-*.tar"), key=str)[len(shards):]:  # fewer shards than before
                 stale.unlink()
-                stale.with_suffix(".keys").unlink(missing_ok=True)
+                remove_file(stale.with_suffix(".keys"))
             write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
             sums = "".join(f"{file_sha256(folder / f'shard-{n:06d}.tar')}  shard-{n:06d}.tar\n" for n in range(len(shards)))
             write_text_atomic(sums, folder / "checksums.sha256")

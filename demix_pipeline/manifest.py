@@ -8,15 +8,13 @@ test keeps the two in step.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from demix_pipeline.config import STAGE_ORDER
+from demix_pipeline.storage import RunPath, is_local, run_root, write_bytes_atomic
 
 
 class ManifestError(ValueError):
@@ -203,8 +201,8 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def stage_dir(out: str | Path, stage: str) -> Path:
-    return Path(out) / f"{STAGE_ORDER.index(stage):02d}_{stage}"
+def stage_dir(out: str | RunPath, stage: str) -> RunPath:
+    return run_root(out) / f"{STAGE_ORDER.index(stage):02d}_{stage}"
 
 
 def part_name(shard: int) -> str:
@@ -238,23 +236,18 @@ def to_table(stage: str, rows: list[dict], backends: dict[str, str] | None = Non
         raise ManifestError(f"stage {stage}: rows do not fit the schema: {exc}") from None
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+def write_atomic(table: pa.Table, path: RunPath) -> None:
+    """Readers never see half a file (temporary name + rename locally, one PUT on object storage)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
 
 
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def write_text_atomic(text: str, path: RunPath) -> None:
+    write_bytes_atomic(text.encode(), path)
 
 
-def write_json_atomic(obj: dict, path: Path) -> None:
+def write_json_atomic(obj: dict, path: RunPath) -> None:
     write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
 
 
@@ -273,20 +266,25 @@ def validate(table: pa.Table, stage: str, origin: str) -> None:
         raise ManifestError(f"{origin}: unexpected columns {sorted(extra)} (stage {stage})")
 
 
-def part_files(out: str | Path, stage: str) -> list[Path]:
-    return sorted(stage_dir(out, stage).glob("part-*.parquet"))
+def part_files(out: str | RunPath, stage: str) -> list[RunPath]:
+    folder = stage_dir(out, stage)
+    return sorted(folder.glob("part-*.parquet"), key=str) if folder.exists() else []
 
 
-def read_part(path: Path, stage: str) -> pa.Table:
+def read_part(path: RunPath, stage: str) -> pa.Table:
     try:
-        table = pq.read_table(path)
+        if is_local(path):
+            table = pq.read_table(path)
+        else:
+            with path.open("rb") as handle:
+                table = pq.read_table(pa.BufferReader(handle.read()))
     except (OSError, pa.ArrowInvalid) as exc:
         raise ManifestError(f"{path}: cannot read Parquet: {exc}") from None
     validate(table, stage, str(path))
     return table
 
 
-def read_stage(out: str | Path, stage: str, require_success: bool = True) -> pa.Table:
+def read_stage(out: str | RunPath, stage: str, require_success: bool = True) -> pa.Table:
     """All rows of a stage's output, validated. Requires `_SUCCESS` unless told otherwise."""
     folder = stage_dir(out, stage)
     if require_success and not (folder / "_SUCCESS").exists():
@@ -304,7 +302,8 @@ def render_docs() -> str:
         "",
         "Generated from `demix_pipeline/manifest.py` (`python -m demix_pipeline.manifest > manifests/README.md`);",
         "a test fails when the two differ. Each stage writes `<out>/<NN>_<stage>/part-*.parquet`,",
-        "`_stage.json` (resolved config, code version, backends, counts, timings) and `_SUCCESS` last.",
+        "`_stage.json` (resolved config, code version, backends, counts, timings, the Ray node that measured each shard "
+        "in `shard_nodes`) and `_SUCCESS` last.",
         "Every Parquet field carries metadata `doc`, `stage` and `backend` (what produced the value).",
         "Column names with a dot need quoting in SQL: `SELECT \"shots.duration_s\" FROM '01_shots/*.parquet'`.",
         "",

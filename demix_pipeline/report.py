@@ -16,6 +16,7 @@ from demix_pipeline.config import STAGE_ORDER
 from demix_pipeline.manifest import read_stage, stage_dir, write_text_atomic
 from demix_pipeline.stages.assign import SUBSETS
 from demix_pipeline.stats import dataset_stats, status_rows
+from demix_pipeline.storage import RunPath, local_input, run_root
 
 MEASURES = [  # (column, label) shown as histograms over the clips that reached the column's stage
     ("shots.duration_s", "clip length (s)"),
@@ -71,19 +72,24 @@ def _thumbnail(path: Path, height: int = 90) -> str | None:
     return None
 
 
-def _last_rows(out: Path) -> list[dict]:
+def _thumbnail_of(clip: RunPath) -> str | None:
+    with local_input(clip) as local:
+        return _thumbnail(local)
+
+
+def _last_rows(out: RunPath) -> list[dict]:
     for name in reversed(STAGE_ORDER):
         if (stage_dir(out, name) / "_SUCCESS").exists():
             return read_stage(out, name).to_pylist()
     return []
 
 
-def build_report(out: str | Path, dest: str | Path | None = None, thumbs_per_subset: int = 4) -> Path:
-    out = Path(out)
-    dest = Path(dest) if dest else out / "report.html"
+def build_report(out: str | RunPath, dest: str | RunPath | None = None, thumbs_per_subset: int = 4) -> RunPath:
+    out = run_root(out)
+    dest = run_root(dest) if dest else out / "report.html"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>demix run report: {html.escape(out.name)}</title>"
              f"<style>{STYLE}</style></head><body><h1>demix run report</h1>"
-             f"<p class='note'>run folder: {html.escape(str(out.resolve()))}</p>"]
+             f"<p class='note'>run folder: {html.escape(str(out))}</p>"]
     status = status_rows(out)
     records = {}
     for name in STAGE_ORDER:
@@ -131,7 +137,7 @@ def build_report(out: str | Path, dest: str | Path | None = None, thumbs_per_sub
         parts.append("<h2>Thumbnails</h2>")
         for subset in SUBSETS:
             members = sorted((r for r in kept if subset in r["subsets"]), key=lambda r: r["clip_id"])[:thumbs_per_subset]
-            images = [(r, _thumbnail(out / r["clip_uri"])) for r in members]
+            images = [(r, _thumbnail_of(out / r["clip_uri"])) for r in members]
             tags = "".join(f'<img src="{uri}" alt="{html.escape(r["clip_id"])}" title="{html.escape(r.get("caption.text") or "")}">'
                            for r, uri in images if uri)
             parts.append(f"<h3>{subset}</h3><div class='thumbs'>{tags or '<span class=note>none</span>'}</div>")

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from demix_pipeline.manifest import (part_files, part_name, read_part, schema, s
                                      write_atomic, write_json_atomic)
 from demix_pipeline.models import check_models
 from demix_pipeline.stages import IMPLEMENTED, RunContext, Stage, stage_class
+from demix_pipeline.storage import RunPath, ensure_dir, remove_file, remove_tree, run_root
 
 log = logging.getLogger("demix.runner")
 
@@ -80,7 +80,7 @@ def ensure_ray(cfg: PipelineConfig) -> None:
 # ----------------------------------------------------------------------------------------------
 # inputs
 
-def stage_input(name: str, out: Path, sources: list[dict] | None) -> tuple[list[dict], str, set[str]]:
+def stage_input(name: str, out: RunPath, sources: list[dict] | None) -> tuple[list[dict], str, set[str]]:
     """(rows, input fingerprint, ids of rows that pass through unprocessed)."""
     if name == "ingest":
         if sources is None:
@@ -146,7 +146,14 @@ class _Worker:
         out_rows = self.measure(rows, passthrough, batch_size)
         stage = self.stage
         write_atomic(to_table(stage.name, out_rows, stage.backends()), stage_dir(stage.ctx.out, stage.name) / part_name(shard))
-        return {"shard": shard, "rows_in": len(rows), "rows_out": len(out_rows)}
+        return {"shard": shard, "rows_in": len(rows), "rows_out": len(out_rows), "node": _node_id()}
+
+
+def _node_id() -> str:
+    """The Ray node this worker runs on (recorded per shard, so a run shows where its work went)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 def _run_shard_task(stage_cls, config_json, ctx, shard, rows, passthrough, batch_size):
@@ -180,7 +187,8 @@ class WorkerCrashed(RuntimeError):
 
 
 def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple[int, list[dict]]],
-             passthrough: set[str], progress: bool) -> None:
+             passthrough: set[str], progress: bool) -> dict[str, str]:
+    """Measure the shards on Ray; returns the node id that wrote each shard."""
     import ray
     from tqdm import tqdm
 
@@ -197,6 +205,7 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
             task = ray.remote(max_retries=1, **options)(_run_shard_task)
             idle = [None] * res.concurrency
         pending: dict = {}
+        nodes: dict[str, str] = {}
         queue = list(shards)
         while queue or pending:
             while queue and idle:
@@ -208,7 +217,9 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
             done, _ = ray.wait(list(pending), num_returns=1)
             shard, rows, actor = pending.pop(done[0])
             try:
-                bar.update(ray.get(done[0])["rows_in"])
+                result = ray.get(done[0])
+                bar.update(result["rows_in"])
+                nodes[str(shard)] = result["node"]
             except ray.exceptions.RayError as exc:  # the worker process died (crash in native code, OOM kill)
                 log.warning("%s: shard %d crashed its worker (%s); isolating its rows", stage_cls.name, shard,
                             type(exc).__name__)
@@ -228,19 +239,21 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
                             raise
 
                 _isolate(stage_cls, cfg, ctx, shard, rows, measure_one)
+                nodes[str(shard)] = _node_id()  # isolated rows were written from the driver
                 actor = None if actor is None else holder[0]
                 bar.update(len(rows))
             idle.append(actor)
     finally:
         bar.close()
+    return nodes
 
 
 # ----------------------------------------------------------------------------------------------
 # stage driver
 
-def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dict] | None = None,
+def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[dict] | None = None,
               progress: bool | None = None) -> StageSummary:
-    out = Path(out)
+    out = run_root(out)
     started = time.time()
     stage_cls = stage_class(name)
     folder = stage_dir(out, name)
@@ -257,7 +270,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
     artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
     if previous and previous.get("measure_fingerprint") != measure_fp:
         log.warning("%s: config or input changed since the stored run; redoing the stage", name)
-        shutil.rmtree(folder)
+        remove_tree(folder)
         if previous.get("artifacts_fingerprint") != artifacts_fp:
             log.warning("%s: artifact settings changed; removing its artifacts so they are made anew", name)
             stage_cls.clear_artifacts(out)
@@ -268,41 +281,42 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | Path, sources: list[dic
             return _summary_from(stored, "up-to-date")
         return apply_decide(name, cfg, out)
     check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "_SUCCESS").unlink(missing_ok=True)
+    ensure_dir(folder)
+    remove_file(folder / "_SUCCESS")
     write_json_atomic({"measure_fingerprint": measure_fp, "artifacts_fingerprint": artifacts_fp,
                        "input_fingerprint": input_fp, "shards": len(shards),
                        "rows_in": len(rows), "shard_size": shard_size}, marker)
     done = {int(p.stem.split("-")[1]) for p in part_files(out, name)}
     todo = [(i, r) for i, r in shards if i not in done]
     status = "resumed" if done and todo else "ran"
-    ctx = RunContext(out=out.resolve(), models_dir=cfg.run.models_dir)
+    ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
     measure_started = time.time()
+    shard_nodes: dict[str, str] = {}
     if todo:
         ensure_ray(cfg)
-        _execute(stage_cls, cfg, ctx, todo, passthrough, cfg.run.progress if progress is None else progress)
+        shard_nodes = _execute(stage_cls, cfg, ctx, todo, passthrough, cfg.run.progress if progress is None else progress)
     measure_s = time.time() - measure_started
     summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough,
                                  {"measure_fingerprint": measure_fp, "input_fingerprint": input_fp,
                                   "rows_in": len(rows), "shards": len(shards), "measure_s": measure_s,
-                                  "started": started})
+                                  "started": started, "shard_nodes": shard_nodes})
     summary.status = status
     return summary
 
 
-def apply_decide(name: str, cfg: PipelineConfig, out: str | Path) -> StageSummary:
+def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSummary:
     """Re-apply decide() with the current config to the stored measurements: no decoding, no model."""
-    out = Path(out)
+    out = run_root(out)
     folder = stage_dir(out, name)
     stage_json = folder / "_stage.json"
     if not stage_json.exists():
         raise StageFailed(f"stage {name} has no finished measurements in {out}; run it first")
     stored = json.loads(stage_json.read_text())
     _, _, passthrough = stage_input(name, out, None) if name != "ingest" else ([], "", set())
-    (folder / "_SUCCESS").unlink(missing_ok=True)
+    remove_file(folder / "_SUCCESS")
     stage_cls = stage_class(name)
-    ctx = RunContext(out=out.resolve(), models_dir=cfg.run.models_dir)
-    keys = ("measure_fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started")
+    ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
+    keys = ("measure_fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
     summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, {k: stored.get(k) for k in keys})
     summary.status = "decided"
     return summary
@@ -312,7 +326,7 @@ def _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, info: dict) 
     folder = stage_dir(out, name)
     decide_started = time.time()
     stage = stage_cls(cfg, ctx)  # no setup(): decide needs no model
-    by_part: dict[Path, list[dict]] = {}
+    by_part: dict[RunPath, list[dict]] = {}
     for path in part_files(out, name):
         by_part[path] = read_part(path, name).to_pylist()
     id_col = stage_cls.id_column
@@ -359,7 +373,7 @@ def _hours(rows: list[dict], name: str, kept_only: bool = True) -> float:
     return sum((r.get(col) or 0.0) for r in rows if r["keep"] or not kept_only) / 3600.0
 
 
-def _upstream_backends(out: Path, name: str) -> dict[str, str]:
+def _upstream_backends(out: RunPath, name: str) -> dict[str, str]:
     merged: dict[str, str] = {}
     for stage in STAGE_ORDER[: STAGE_ORDER.index(name)]:
         path = stage_dir(out, stage) / "_stage.json"

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from demix_pipeline.config import STAGE_ORDER
 from demix_pipeline.manifest import read_stage, stage_dir
 from demix_pipeline.stages.assign import SUBSETS
+from demix_pipeline.storage import RunPath
 
 
-def dataset_stats(out: str | Path) -> dict:
+def dataset_stats(out: str | RunPath) -> dict:
     rows = [r for r in read_stage(out, "assign").to_pylist() if r["keep"]]
 
     def hours(selected: list[dict]) -> float:
@@ -37,7 +37,7 @@ def stats_table(stats: dict) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def status_rows(out: Path) -> list[dict]:
+def status_rows(out: str | RunPath) -> list[dict]:
     rows = []
     for name in STAGE_ORDER:
         folder = stage_dir(out, name)

@@ -31,7 +31,7 @@ def content_id(path: str | os.PathLike, chunk_bytes: int = 1 << 20, chunks: int 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a whole file, read in 1 MiB blocks (checksums of model files and export shards)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with (path.open("rb") if hasattr(path, "open") else open(path, "rb")) as handle:  # Path or UPath
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -52,10 +52,14 @@ class AudioQualityStage(ClipStage):
         return {"audio_quality": f"offline: DNSMOS (speechmos {metadata.version('speechmos')}) on silero VAD "
                                  f"{metadata.version('silero-vad')} speech + signal measures"}
 
+    def load_audio(self, row: dict) -> ClipAudio:
+        with self.artifact(row["clip_uri"]) as clip:
+            return ClipAudio.load(clip)
+
     def measure(self, rows: list[dict]) -> list[dict]:
         if self.cfg.backend != "reference":
             return super().measure(rows)
-        audios = [ClipAudio.load(self.ctx.out / row["clip_uri"]) for row in rows]
+        audios = [self.load_audio(row) for row in rows]
         scores = self.aes.score([audio.at(VAD_RATE) for audio in audios])  # one batched call
         out = []
         for row, audio, score in zip(rows, audios, scores):
@@ -66,7 +70,7 @@ class AudioQualityStage(ClipStage):
 
 
     def measure_one(self, row: dict) -> dict:
-        audio = ClipAudio.load(self.ctx.out / row["clip_uri"])
+        audio = self.load_audio(row)
         out = dict(row)
         out.update(self.measure_audio(audio))
         return out

@@ -6,11 +6,13 @@ becomes many output rows (`fan_out`, e.g. a source becoming clips).
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from demix_pipeline.config import PipelineConfig, StageConfig
+from demix_pipeline.storage import RunPath, local_input
 
 
 class RowError(Exception):
@@ -21,7 +23,7 @@ class RowError(Exception):
 
 @dataclass(frozen=True)
 class RunContext:
-    out: Path
+    out: RunPath  # the run root: a local Path or a UPath on object storage
     models_dir: str | None = None
 
 
@@ -48,7 +50,7 @@ class Stage:
         return None
 
     @classmethod
-    def clear_artifacts(cls, out: Path) -> None:
+    def clear_artifacts(cls, out: RunPath) -> None:
         """Remove the stage's artifact files (their settings changed, so they cannot be reused)."""
 
     @classmethod
@@ -68,6 +70,10 @@ class Stage:
 
     def setup(self) -> None:
         """Load models or heavy objects; called once per worker before any measure()."""
+
+    def artifact(self, uri: str) -> AbstractContextManager[Path]:
+        """A local file for an artifact URI of the manifest (a temporary copy when the run is on object storage)."""
+        return local_input(self.ctx.out / uri)
 
     def backends(self) -> dict[str, str]:
         """Producer of this stage's columns, e.g. {"shots": "demix-detector 1 + ffmpeg 9.0"}."""

@@ -9,6 +9,9 @@ sentence. The participants sentence uses the diarization speaker count.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
+from pathlib import Path
+
 from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
 from demix_pipeline.media.visual import picture_stats
 from demix_pipeline.stages.base import ClipStage
@@ -74,23 +77,23 @@ class CaptionStage(ClipStage):
 
     def measure(self, rows: list[dict]) -> list[dict]:
         """Captions of a batch; the reference model describes all persons and scenes of the batch together."""
-        plans = [self._plan(row) for row in rows]
-        if self.llm is not None:
-            described = self.llm.describe_many([(plan["clip"], plan["caption"].persons, plan["tracks"], plan["duration"])
-                                                for plan in plans])
-            for plan, (person_texts, scene) in zip(plans, described):
-                for person, text in zip(plan["caption"].persons, person_texts):
-                    person.description = text
-                plan["caption"].scene = scene
+        with ExitStack() as local_clips:  # the clips stay local until the model has seen them
+            plans = [self._plan(row, local_clips.enter_context(self.artifact(row["clip_uri"]))) for row in rows]
+            if self.llm is not None:
+                described = self.llm.describe_many([(plan["clip"], plan["caption"].persons, plan["tracks"],
+                                                     plan["duration"]) for plan in plans])
+                for plan, (person_texts, scene) in zip(plans, described):
+                    for person, text in zip(plan["caption"].persons, person_texts):
+                        person.description = text
+                    plan["caption"].scene = scene
         return [self._output(plan) for plan in plans]
 
     def measure_one(self, row: dict) -> dict:
         return self.measure([row])[0]
 
-    def _plan(self, row: dict) -> dict:
+    def _plan(self, row: dict, clip: Path) -> dict:
         """Everything measured for one clip, with the template's descriptions filled in."""
         cfg = self.cfg
-        clip = self.ctx.out / row["clip_uri"]
         stats = picture_stats(clip, cfg.analysis_fps)
         duration = row["end_s"] - row["start_s"]
         persons = group_persons(row.get("voiceover.tracks"), cfg.min_person_samples, cfg.same_person_distance)

@@ -14,7 +14,6 @@ Silence is the RMS level over the whole clip. A's three stems are written as FLA
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -24,6 +23,7 @@ from demix_pipeline.backends.separation.offline import OfflineSeparatorA, Offlin
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.storage import RunPath, local_output, relative_uri
 
 PAIRS = ("speech", "others_effects", "others_music")
 
@@ -43,7 +43,7 @@ def comparable_pairs(a_music_dbfs: float, a_effects_dbfs: float, silence_dbfs: f
     return pairs
 
 
-def stem_path(out: Path, clip_id: str, stem: str) -> Path:
+def stem_path(out: RunPath, clip_id: str, stem: str) -> RunPath:
     return out / "artifacts" / "stems" / clip_id[:2] / f"{clip_id}.{stem}.flac"
 
 
@@ -88,7 +88,9 @@ class DemixStage(ClipStage):
         return {"demix": f"{a}; {b}"}
 
     def measure_one(self, row: dict) -> dict:
-        measured, stems_a = self._demix(ClipAudio.load(self.ctx.out / row["clip_uri"]))
+        with self.artifact(row["clip_uri"]) as clip:
+            audio = ClipAudio.load(clip)
+        measured, stems_a = self._demix(audio)
         return {**row, **measured, **self._write_stems(row["clip_id"], stems_a)}
 
     def _write_stems(self, clip_id: str, stems_a: dict[str, np.ndarray]) -> dict:
@@ -96,11 +98,11 @@ class DemixStage(ClipStage):
         uris = {}
         for stem in ("speech", "effects", "music"):
             dest = stem_path(self.ctx.out, clip_id, stem)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.tmp.flac")
-            soundfile.write(tmp, np.clip(stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
-            tmp.replace(dest)
-            uris[f"demix.{stem}_uri"] = dest.relative_to(self.ctx.out).as_posix()
+            with local_output(dest) as local:
+                tmp = local.with_name(f".{local.name}.tmp.flac")
+                soundfile.write(tmp, np.clip(stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
+                tmp.replace(local)
+            uris[f"demix.{stem}_uri"] = relative_uri(dest, self.ctx.out)
         return uris
 
     def measure_mixture(self, mixture: np.ndarray) -> dict:

@@ -8,7 +8,6 @@ lies in [min_clip_s, max_clip_s].
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from demix_pipeline.config import ShotsConfig
 from demix_pipeline.media.cut import ClipSpan, cut_clip
 from demix_pipeline.media.ffmpeg import ffmpeg_binary, ffmpeg_version
 from demix_pipeline.stages.base import Stage, failed
+from demix_pipeline.storage import RunPath, local_input, local_output, relative_uri, remove_tree
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,13 @@ def clip_id(source_id: str, start_frame: int, end_frame: int) -> str:
     return f"{source_id}-{start_frame:06d}-{end_frame:06d}"
 
 
-def clip_path(out: Path, cid: str) -> Path:
+def _frame_size(clip: Path) -> tuple[int, int]:
+    with av.open(str(clip)) as container:
+        ctx = container.streams.video[0].codec_context
+        return ctx.width, ctx.height
+
+
+def clip_path(out: RunPath, cid: str) -> RunPath:
     return out / "artifacts" / "clips" / cid[:2] / f"{cid}.mp4"
 
 
@@ -101,8 +107,8 @@ class ShotsStage(Stage):
         return config.fingerprint_of(config.shots.encode)
 
     @classmethod
-    def clear_artifacts(cls, out: Path) -> None:
-        shutil.rmtree(out / "artifacts" / "clips", ignore_errors=True)
+    def clear_artifacts(cls, out: RunPath) -> None:
+        remove_tree(out / "artifacts" / "clips")
 
     def setup(self) -> None:
         self.detector = make_detector(self.cfg.detector)
@@ -150,12 +156,14 @@ class ShotsStage(Stage):
 
     def _cut(self, source: dict, cid: str, span: ClipSpan) -> dict:
         dest = clip_path(self.ctx.out, cid)
-        if not dest.exists():  # written atomically, so an existing file is complete
-            cut_clip(source["source_uri"], dest, span, self.cfg.encode, bool(source["has_audio"]))
-        with av.open(str(dest)) as clip:
-            ctx = clip.streams.video[0].codec_context
-            width, height = ctx.width, ctx.height
-        return {"clip_uri": dest.relative_to(self.ctx.out).as_posix(), "shots.clip_width": width, "shots.clip_height": height}
+        if dest.exists():  # written atomically, so an existing file is complete
+            with local_input(dest) as local:
+                width, height = _frame_size(local)
+        else:
+            with local_output(dest) as local:
+                cut_clip(source["source_uri"], local, span, self.cfg.encode, bool(source["has_audio"]))
+                width, height = _frame_size(local)
+        return {"clip_uri": relative_uri(dest, self.ctx.out), "shots.clip_width": width, "shots.clip_height": height}
 
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         base = {"clip_id": f"{row['source_id']}-error", "source_id": row["source_id"], "source_kind": row["source_kind"]}

@@ -195,8 +195,10 @@ class VoiceoverStage(ClipStage):
             scan.track_boxes[track.track_id] = max(scan.track_boxes.get(track.track_id, 0.0), track.last.height)
 
     def measure_one(self, row: dict) -> dict:
-        speech = ClipAudio.load(self.ctx.out / row["demix.speech_uri"]).at(SPEECH_RATE)
-        return {**row, **self.measure_clip(self.ctx.out / row["clip_uri"], speech)}
+        with self.artifact(row["demix.speech_uri"]) as stem:
+            speech = ClipAudio.load(stem).at(SPEECH_RATE)
+        with self.artifact(row["clip_uri"]) as clip:
+            return {**row, **self.measure_clip(clip, speech)}
 
     def measure_clip(self, video, speech16k: np.ndarray) -> dict:
         """All voiceover measurements of one video and its speech (16 kHz mono), as manifest columns."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 
 from demix_pipeline.config import load_config
 from demix_pipeline.manifest import read_stage
