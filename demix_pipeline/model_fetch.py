@@ -137,7 +137,10 @@ def fetch_model(root: Path, name: str, entry: dict, progress: bool = True, retri
     kw = {"retries": retries, "backoff_s": backoff_s, "progress": progress}
     if "url" in source:
         archive = source.get("archive")
-        if archive:
+        if archive and pinned and all(up_to_date(rel) for rel in pinned):
+            recorded = {rel: old[rel] for rel in old if (folder / rel).is_file()}
+            source["sha256"] = read_store_lock(root)[name]["source"].get("sha256")
+        elif archive:
             target = folder / ".download" / Path(source["url"]).name
             digest = download(source["url"], target, source.get("sha256"), **kw)
             source["sha256"] = digest

@@ -129,10 +129,11 @@ def check_model(root: Path, name: str, lock_entry: dict | None = None, full: boo
     problems = []
     if not folder.is_dir():
         return ModelState(name, False, record is not None, [f"no folder {folder}"])
+    missing = [rel for rel in wanted if not (folder / rel).is_file()]
+    problems += [f"{rel}: missing" for rel in missing]
     for rel in wanted:
         path = folder / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
+        if rel in missing:
             continue
         rec = files.get(rel)
         if rec is None:
@@ -148,8 +149,7 @@ def check_model(root: Path, name: str, lock_entry: dict | None = None, full: boo
         want = (pinned or {}).get("sha256") if isinstance(pinned, dict) else None
         if want and rel in files and files[rel]["sha256"] != want:
             problems.append(f"{rel}: recorded sha256 differs from models.lock's {want[:12]}...")
-    present = not any(p.endswith(": missing") or p.startswith("no folder") for p in problems)
-    return ModelState(name, present, record is not None, problems)
+    return ModelState(name, not missing, record is not None, problems)
 
 
 def check_models(needed: list[tuple[str, str, tuple[str, ...]]], configured_dir: str | None = None) -> None:

@@ -123,7 +123,7 @@ def add_parser(sub, config_args) -> None:
     q.set_defaults(func=cmd_list)
     q = msub.add_parser("fetch", help="download models (default: all with a public source), resumable, sha256-checked")
     common(q)
-    q.add_argument("names", nargs="*", metavar="NAME")
+    q.add_argument("names", nargs="*", metavar="NAME", help="models of models.lock (default: every one with a public source)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_fetch)
     q = msub.add_parser("verify", help="rehash every recorded file (offline); exit 1 on any mismatch")

@@ -203,6 +203,10 @@ def test_fetch_unpacks_an_archive(tmp_path, server):
     assert sorted(record["files"]) == sorted(members)
     assert record["source"]["sha256"] == sha(buffer.getvalue())
     assert not (tmp_path / "spleeter_2stems" / ".download").exists()
+    server.requests.clear()  # whole and unchanged: a second fetch downloads nothing
+    again = fetch_model(tmp_path, "spleeter_2stems", {"source": {"url": f"{server.url}/2stems.tar.gz", "archive": "tar.gz"},
+                                                      "files": {n: {"sha256": None} for n in members}}, progress=False)
+    assert server.requests == [] and again["files"] == record["files"]
 
 
 def test_verify_detects_a_changed_file_and_a_run_fails_before_any_work(tmp_path, media, monkeypatch, capsys):
