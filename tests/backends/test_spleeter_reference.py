@@ -51,3 +51,21 @@ def test_missing_spleeter_model_is_a_clear_error(tmp_path):
     stage = DemixStage(cfg, RunContext(out=tmp_path, models_dir=cfg.run.models_dir))
     with pytest.raises(FileNotFoundError, match="model 'spleeter_2stems' is not in the model store"):
         stage.setup()
+
+
+def test_a_store_filled_on_another_machine_loads_from_where_it_is(spleeter_store, media, tmp_path, ray_session):
+    import json
+    import shutil
+
+    moved = tmp_path / "cluster_store"
+    shutil.copytree(spleeter_store, moved)
+    params_path = moved / "spleeter_2stems" / "params.json"
+    params = json.loads(params_path.read_text())
+    params["model_dir"] = "/nonexistent/connected_machine/models/spleeter_2stems"  # where it was fetched
+    params_path.write_text(json.dumps(params))
+    cfg = load_config(overrides=["demix.separator_b=reference", f"run.models_dir={moved}"])
+    stage = DemixStage(cfg, RunContext(out=tmp_path, models_dir=cfg.run.models_dir))
+    stage.setup()
+    measured = stage.measure_audio(ClipAudio.load(media / "talking_head_single" / "videoretalking_face_2.mp4"))
+    assert measured["demix.b_speech_dbfs"] > -120.0
+    assert json.loads(params_path.read_text())["model_dir"].startswith("/nonexistent")  # the store is not modified

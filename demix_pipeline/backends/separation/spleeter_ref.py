@@ -42,6 +42,12 @@ class SpleeterSeparator:
         if not Path(self.params_json).exists():
             raise FileNotFoundError(f"{model_dir} is not a Spleeter model folder (no params.json)")
         params = json.loads(Path(self.params_json).read_text())
+        folder = str(Path(model_dir).resolve())
+        if params.get("model_dir") != folder:  # a store filled elsewhere and copied here: point Spleeter at this copy
+            params["model_dir"] = folder
+            self._params_dir = tempfile.TemporaryDirectory(prefix="demix-spleeter-params-")
+            self.params_json = os.path.join(self._params_dir.name, "params.json")
+            Path(self.params_json).write_text(json.dumps(params))
         self.rate = int(params["sample_rate"])
         self.name = f"spleeter:{Path(model_dir).name} ({','.join(params['instrument_list'])})"
         runtime_env = {"py_executable": str(spleeter_python(python)),
