@@ -1,7 +1,8 @@
 """Reference separator B: Spleeter 2stems (vocals, accompaniment) in its own venv, run as a Ray task.
 
-The model folder comes from the model store (params.json + TF checkpoint + .probe, Spleeter's
-own layout, with params.json's model_dir pointing at the folder). The task asks for no CPU of its
+The model folder comes from the model store (params.json + TF checkpoint, Spleeter's own layout);
+params.json's model_dir is replaced by the folder's path here, so a store filled on another
+machine and copied to the cluster loads from where it is. The task asks for no CPU of its
 own: it runs inside the budget of the stage actor that calls it, so two actors on two cores
 cannot starve it.
 """
