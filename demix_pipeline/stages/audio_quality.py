@@ -18,7 +18,7 @@ from demix_pipeline.backends.quality.dnsmos import Dnsmos
 from demix_pipeline.backends.vad.silero_onnx import SileroVAD
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
-from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.stages.base import ClipStage, ModelUse
 
 VAD_RATE = 16000
 
@@ -26,11 +26,7 @@ VAD_RATE = 16000
 class AudioQualityStage(ClipStage):
     name = "audio_quality"
     uses_model = True
-
-    @classmethod
-    def required_models(cls, config):
-        cfg = config.audio_quality
-        return [(cfg.aes_model, "audio_quality.aes_model", ("checkpoint.pt",))] if cfg.backend == "reference" else []
+    model_uses = (ModelUse("backend", "aes_model", ("checkpoint.pt",)),)
 
     def setup(self) -> None:
         cfg = self.cfg

@@ -27,6 +27,16 @@ class RunContext:
     models_dir: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelUse:
+    """A store model a stage loads when its config key `selector` is "reference"."""
+
+    selector: str                     # e.g. "diarizer"
+    model_key: str                    # config key holding the model's store name, e.g. "pyannote_model"
+    files: tuple[str, ...] = ()       # files the backend opens in the model's folder
+    file_keys: tuple[str, ...] = ()   # config keys whose values name more such files
+
+
 def error_text(exc: BaseException) -> str:
     message = str(exc).strip().replace("\n", " ")
     return f"{type(exc).__name__}: {message[:500]}"
@@ -38,6 +48,7 @@ class Stage:
     id_column: ClassVar[str] = "clip_id"
     fan_out: ClassVar[bool] = False
     uses_model: ClassVar[bool] = False
+    model_uses: ClassVar[tuple[ModelUse, ...]] = ()
 
     def __init__(self, config: PipelineConfig, ctx: RunContext):
         self.pipeline_config = config
@@ -59,7 +70,10 @@ class Stage:
 
         The runner checks them before any work starts, so a missing model fails the run at once.
         """
-        return []
+        cfg = config.stage(cls.name)
+        return [(getattr(cfg, use.model_key), f"{cls.name}.{use.model_key}",
+                 use.files + tuple(getattr(cfg, key) for key in use.file_keys))
+                for use in cls.model_uses if getattr(cfg, use.selector) == "reference"]
 
     def model_folder(self, name: str) -> Path:
         """The store folder of a model this stage's config requires (checked for its files)."""

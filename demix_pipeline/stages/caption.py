@@ -14,7 +14,7 @@ from pathlib import Path
 
 from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
 from demix_pipeline.media.visual import picture_stats
-from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.stages.base import ClipStage, ModelUse
 
 
 def _centre_x(box: list[float]) -> float:
@@ -47,11 +47,7 @@ def group_persons(tracks: list[dict] | None, min_samples: int, same_distance: fl
 class CaptionStage(ClipStage):
     name = "caption"
     uses_model = True
-
-    @classmethod
-    def required_models(cls, config):
-        cfg = config.caption
-        return [(cfg.model, "caption.model", ("config.json",))] if cfg.backend == "reference" else []
+    model_uses = (ModelUse("backend", "model", ("config.json",)),)
 
     def setup(self) -> None:
         cfg = self.cfg

@@ -22,7 +22,7 @@ import soxr
 from demix_pipeline.backends.separation.offline import OfflineSeparatorA, OfflineSeparatorB
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
-from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.stages.base import ClipStage, ModelUse
 from demix_pipeline.storage import RunPath, local_output, relative_uri
 
 PAIRS = ("speech", "others_effects", "others_music")
@@ -50,12 +50,7 @@ def stem_path(out: RunPath, clip_id: str, stem: str) -> RunPath:
 class DemixStage(ClipStage):
     name = "demix"
     uses_model = True
-
-    @classmethod
-    def required_models(cls, config):
-        cfg = config.demix
-        return ([(cfg.a_model, "demix.a_model", ())] if cfg.separator_a == "reference" else []) + \
-            ([(cfg.b_model, "demix.b_model", ("params.json",))] if cfg.separator_b == "reference" else [])
+    model_uses = (ModelUse("separator_a", "a_model"), ModelUse("separator_b", "b_model", ("params.json",)))
 
     def setup(self) -> None:
         cfg = self.cfg

@@ -27,7 +27,7 @@ from demix_pipeline.backends.detection.tracker import IoUTracker
 from demix_pipeline.backends.diarization.base import Turn, speech_seconds
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.media.frames import gray, iter_frames_at
-from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.stages.base import ClipStage, ModelUse
 
 SPEECH_RATE = 16000
 
@@ -84,13 +84,8 @@ def in_turns(times: np.ndarray, turns: list[Turn]) -> np.ndarray:
 class VoiceoverStage(ClipStage):
     name = "voiceover"
     uses_model = True
-
-    @classmethod
-    def required_models(cls, config):
-        cfg = config.voiceover
-        return ([(cfg.yolo_model, "voiceover.yolo_model", (cfg.yolo_weights,))] if cfg.person_detector == "reference" else []) + \
-            ([(cfg.pyannote_model, "voiceover.pyannote_model", ("config.yaml",))] if cfg.diarizer == "reference" else []) + \
-            ([(cfg.asd_model, "voiceover.asd_model", ("model.onnx",))] if cfg.asd == "reference" else [])
+    model_uses = (ModelUse("person_detector", "yolo_model", file_keys=("yolo_weights",)),
+                  ModelUse("diarizer", "pyannote_model", ("config.yaml",)), ModelUse("asd", "asd_model", ("model.onnx",)))
 
     def setup(self) -> None:
         cfg = self.cfg
