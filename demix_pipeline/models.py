@@ -102,6 +102,9 @@ def record_model(root: Path, name: str, source: dict, origin: str, files: dict[s
 # ----------------------------------------------------------------------------------------------
 # checks
 
+_HASHED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, sha256) found matching in this process
+
+
 @dataclass
 class ModelState:
     name: str
@@ -141,10 +144,12 @@ def check_model(root: Path, name: str, lock_entry: dict | None = None, full: boo
         st = path.stat()
         if st.st_size != rec["size"]:
             problems.append(f"{rel}: size {st.st_size} != recorded {rec['size']}")
-        elif full or st.st_mtime_ns != rec.get("mtime_ns"):
+        elif full or (st.st_mtime_ns != rec.get("mtime_ns") and (str(path), st.st_size, st.st_mtime_ns, rec["sha256"]) not in _HASHED):
             digest = file_sha256(path)
             if digest != rec["sha256"]:
                 problems.append(f"{rel}: sha256 {digest[:12]}... != recorded {rec['sha256'][:12]}...")
+            else:  # a store copied without its mtimes: hash each file once per process, not once per stage
+                _HASHED.add((str(path), st.st_size, st.st_mtime_ns, rec["sha256"]))
     for rel, pinned in ((lock_entry or {}).get("files") or {}).items():
         want = (pinned or {}).get("sha256") if isinstance(pinned, dict) else None
         if want and rel in files and files[rel]["sha256"] != want:
@@ -160,13 +165,14 @@ def check_models(needed: list[tuple[str, str, tuple[str, ...]]], configured_dir:
     if not needed:
         return
     root = models_dir(configured_dir)
+    repo = read_repo_lock()
     errors = []
     for name, key, required in needed:
         if root is None:
             errors.append(f"model '{name}' ({key}) is needed but no model store is configured: set DEMIX_MODELS "
                           f"or run.models_dir. {_how(name)}")
             continue
-        state = check_model(root, name, read_repo_lock().get(name), required_files=required)
+        state = check_model(root, name, repo.get(name), required_files=required)
         if state.problems:
             errors.append(f"model '{name}' ({key}) in the model store {root} is "
                           f"{'corrupt' if state.present else 'missing'}: {'; '.join(state.problems)}. {_how(name)}")

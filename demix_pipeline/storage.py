@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,8 +67,6 @@ def write_bytes_atomic(data: bytes, path: RunPath) -> None:
         with path.open("wb") as handle:
             handle.write(data)
         return
-    import uuid
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_bytes(data)
@@ -98,7 +97,3 @@ def local_output(path: RunPath) -> Iterator[Path]:
         yield local
         path.fs.put_file(str(local), path.path)
 
-
-def relative_uri(path: RunPath, root: RunPath) -> str:
-    """A path below the run root as the manifest stores it: relative, with forward slashes."""
-    return Path(str(path)[len(str(root)):].lstrip("/")).as_posix() if not is_local(path) else path.relative_to(root).as_posix()

@@ -23,7 +23,7 @@ from demix_pipeline.backends.separation.offline import OfflineSeparatorA, Offlin
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.stages.base import ClipStage, ModelUse
-from demix_pipeline.storage import RunPath, local_output, relative_uri
+from demix_pipeline.storage import RunPath, local_output
 
 PAIRS = ("speech", "others_effects", "others_music")
 
@@ -97,7 +97,7 @@ class DemixStage(ClipStage):
                 tmp = local.with_name(f".{local.name}.tmp.flac")
                 soundfile.write(tmp, np.clip(stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
                 tmp.replace(local)
-            uris[f"demix.{stem}_uri"] = relative_uri(dest, self.ctx.out)
+            uris[f"demix.{stem}_uri"] = dest.relative_to(self.ctx.out).as_posix()
         return uris
 
     def measure_mixture(self, mixture: np.ndarray) -> dict:

@@ -19,7 +19,7 @@ from demix_pipeline.config import ShotsConfig
 from demix_pipeline.media.cut import ClipSpan, cut_clip
 from demix_pipeline.media.ffmpeg import ffmpeg_binary, ffmpeg_version
 from demix_pipeline.stages.base import Stage, failed
-from demix_pipeline.storage import RunPath, local_input, local_output, relative_uri, remove_tree
+from demix_pipeline.storage import RunPath, local_input, local_output, remove_tree
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class ShotsStage(Stage):
             with local_output(dest) as local:
                 cut_clip(source["source_uri"], local, span, self.cfg.encode, bool(source["has_audio"]))
                 width, height = _frame_size(local)
-        return {"clip_uri": relative_uri(dest, self.ctx.out), "shots.clip_width": width, "shots.clip_height": height}
+        return {"clip_uri": dest.relative_to(self.ctx.out).as_posix(), "shots.clip_width": width, "shots.clip_height": height}
 
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         base = {"clip_id": f"{row['source_id']}-error", "source_id": row["source_id"], "source_kind": row["source_kind"]}
