@@ -40,6 +40,8 @@ def cmd_run(args) -> int:
     from demix_pipeline.stages.ingest import collect_sources
 
     cfg = load_config(args.config, args.set)
+    if args.keep_errors:
+        cfg.run.keep_errors = True
     stages = _stages_to_run(args.stages, args.until)
     sources = None
     if "ingest" in stages:
@@ -52,7 +54,8 @@ def cmd_run(args) -> int:
         summary = run_stage(name, cfg, args.out, sources=sources)
         dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
         print(f"{name}: {summary.status}; {summary.rows_out} rows, {summary.kept} kept, {summary.errors} errors; "
-              f"dropped: {dropped}", file=sys.stderr)
+              f"measured {summary.measured} (retried {summary.retried}), reused {summary.reused}, "
+              f"passed through {summary.passed_through}; dropped: {dropped}", file=sys.stderr)
     return 0
 
 
@@ -65,7 +68,8 @@ def cmd_decide(args) -> int:
     summary = apply_decide(args.stage, cfg, args.out)
     dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
     print(f"{args.stage}: re-decided; {summary.rows_out} rows, {summary.kept} kept; dropped: {dropped}")
-    print("later stages will redo their work on the next `demix run` (their input changed)", file=sys.stderr)
+    print("the next `demix run` rebuilds later stages from their stored measurements and measures only the rows "
+          "that newly pass", file=sys.stderr)
     return 0
 
 
@@ -80,11 +84,13 @@ def cmd_status(args) -> int:
     if not rows:
         print(f"no stage output in {out}")
         return 1
-    header = ["stage", "state", "rows in", "rows out", "kept", "errors", "shards done/pending", "hours out/kept", "dropped by reason"]
+    header = ["stage", "state", "rows in", "rows out", "kept", "errors", "measured/reused/retried/passed",
+              "shards done/pending", "hours out/kept", "dropped by reason"]
     body = []
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         body.append([r["stage"], r["state"], fmt(r["rows_in"]), fmt(r["rows_out"]), fmt(r["kept"]), fmt(r["errors"]),
+                     "/".join(fmt(r[k]) for k in ("measured", "reused", "retried", "passed_through")),
                      f"{r['shards_done']}/{r['shards_pending']}",
                      "-" if r["hours_kept"] is None else f"{r['hours_out'] or 0:.3f}/{r['hours_kept']:.3f}",
                      ", ".join(f"{k}={v}" for k, v in r["dropped"].items()) or "-"])
@@ -148,12 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one value, e.g. shots.min_clip_s=3 (repeatable)")
 
-    p = sub.add_parser("run", help="run stages (resumes: finished shards are kept)")
+    p = sub.add_parser("run", help="run stages; measures only rows with no stored measurement (resumes, grows, retries errors)")
     p.add_argument("--input", nargs="+", help="video files, folders (recursive) or CSV/Parquet lists with `path` [, source_kind]")
     p.add_argument("--out", required=True, help="run folder: manifests and artifacts")
     p.add_argument("--kind", default="cinematic", help="source_kind for inputs that carry none (talking_head, cinematic, film_related)")
     p.add_argument("--stages", help="comma-separated stages to run")
     p.add_argument("--until", help="run every stage up to and including this one")
+    p.add_argument("--keep-errors", action="store_true",
+                   help="keep rows that failed in an earlier run as they are (default: measure them again)")
     config_args(p)
     p.set_defaults(func=cmd_run)
 

@@ -35,12 +35,12 @@ class Resources(Strict):
     num_gpus: float = Field(0.0, ge=0)
     concurrency: int = Field(2, ge=1, description="workers (actors or parallel tasks) at once")
     batch_size: int = Field(1, ge=1, description="rows handed to one process() call")
-    shard_size: int = Field(8, ge=1, description="rows per output part file (the unit of resume)")
+    shard_size: int = Field(8, ge=1, description="input rows per measure task; each task appends one part to the measurement store (the unit of resume)")
 
 
 class StageConfig(Strict):
     resources: Resources = Resources()
-    max_error_rate: float = Field(0.5, ge=0, le=1, description="stage fails when more rows than this fraction error")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="stage fails when more rows than this fraction error")
 
     # Fields that only decide() reads: changing them re-applies decide without re-measuring.
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset()
@@ -286,6 +286,8 @@ class RunSettings(Strict):
     object_store_mb: int = Field(512, ge=64)
     models_dir: str | None = Field(None, description="model store; DEMIX_MODELS overrides when this is unset")
     progress: bool = True
+    keep_errors: bool = Field(False, description="reuse rows that failed instead of measuring them again (`demix run --keep-errors`)")
+    manifest_part_rows: int = Field(100_000, ge=1, description="rows per part file of a stage's view (part-*.parquet)")
 
 
 class PipelineConfig(Strict):

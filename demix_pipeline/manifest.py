@@ -190,6 +190,24 @@ ASSIGN = [
     Column("assign.split_reason", pa.string(), "why the source is on its side: `recorded` (placed by an earlier run), `covers <subset>`, `fills test_size`, `train`"),
 ]
 
+def _measure_key(stage: str) -> Column:
+    return Column(f"{stage}.measure_key", pa.string(),
+                  f"what this row's {stage} measurement was computed from: the upstream row's measure key, `/`, and the "
+                  f"{stage} fingerprint (stage version, measure config, backends); the row is measured again only when "
+                  f"it changes (null: the row passed through unmeasured, dropped by an earlier stage)")
+
+
+INGEST.append(Column("ingest.measure_key", pa.string(),
+                     "what this row's ingest measurement was computed from: a hash of the ingest fingerprint (stage version, "
+                     "measure config, backends) and the file's path, source_kind, size and mtime; later stages' keys "
+                     "start with it"))
+SHOTS.append(_measure_key("shots"))
+AUDIO_QUALITY.append(_measure_key("audio_quality"))
+DEMIX.append(_measure_key("demix"))
+VOICEOVER.append(_measure_key("voiceover"))
+CAPTION.append(_measure_key("caption"))
+ASSIGN.append(_measure_key("assign"))
+
 COLUMNS: dict[str, list[Column]] = {
     "ingest": SOURCE_CORE + INGEST + KEEP_COLUMNS,
     "shots": CLIP_CORE + SHOTS + KEEP_COLUMNS,
@@ -199,6 +217,24 @@ COLUMNS: dict[str, list[Column]] = {
     "caption": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + CAPTION + KEEP_COLUMNS,
     "assign": CLIP_CORE + SHOTS + AUDIO_QUALITY + DEMIX + VOICEOVER + CAPTION + ASSIGN + KEEP_COLUMNS,
 }
+
+
+def read_columns(path: RunPath, columns: list[str]) -> pa.Table:
+    """Only the named columns of one part (what lookups and counts need), without validating the rest."""
+    try:
+        if is_local(path):
+            return pq.read_table(path, columns=columns)
+        with path.open("rb") as handle:
+            return pq.read_table(pa.BufferReader(handle.read()), columns=columns)
+    except (OSError, pa.ArrowInvalid, KeyError) as exc:
+        raise ManifestError(f"{path}: cannot read columns {columns}: {exc}") from None
+
+
+def own_columns(stage: str) -> set[str]:
+    """The columns a stage adds to its input's (and keep, drop_reason, error, which every stage sets)."""
+    index = STAGE_ORDER.index(stage)
+    before = {c.name for c in COLUMNS[STAGE_ORDER[index - 1]]} if index > 0 else set()
+    return {c.name for c in COLUMNS[stage]} - before | {c.name for c in KEEP_COLUMNS}
 
 
 def stage_dir(out: str | RunPath, stage: str) -> RunPath:

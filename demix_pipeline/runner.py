@@ -1,10 +1,17 @@
-"""Runs one stage over a manifest on Ray: shards, resume, per-row errors, decide, `_SUCCESS` last.
+"""Runs one stage on Ray: measure only the rows with no stored measurement, then decide and write the view.
 
-Resume: `_measure.json` records a fingerprint of everything that shapes the measurements (stage
-version, measure config, input). Finished shards (`part-*.parquet`, written atomically) are kept
-when it matches and redone otherwise; unfinished shards are redone. After all shards, decide()
-runs on the driver over every row and rewrites the parts, so the final manifest equals that of an
-uninterrupted run. A finished stage whose decide config changed is only re-decided.
+A stage keeps two things (DESIGN.md, "the stage contract"):
+- its measurement store (`_measurements/`, measurements.py): measured rows by id and measure key,
+  appended shard by shard as the workers finish and never rewritten;
+- its view (`part-*.parquet`): every row the stage received, with keep/drop_reason/error, built
+  from the current input and the store; then `_stage.json`, then `_SUCCESS`.
+
+A run measures the input rows whose (id, measure key) has no usable measurement: new rows, rows
+whose upstream measurement changed, rows that failed before (unless `run.keep_errors`). All else is
+reused, so growing a run or re-thresholding a stage costs only the rows that are new to a stage. A
+kill loses at most the shards in flight; the re-run measures those and builds the same view. A
+failure of the machinery rather than of a row (setup() raising, a missing package or model, a part
+that cannot be written, every row failing alike) stops the stage with the original message.
 """
 from __future__ import annotations
 
@@ -13,41 +20,54 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
 from demix_pipeline import __version__
 from demix_pipeline.config import STAGE_ORDER, PipelineConfig
-from demix_pipeline.manifest import (part_files, part_name, read_part, schema, stage_dir, to_table,
+from demix_pipeline.manifest import (column_stage, part_files, part_name, read_part, schema, stage_dir, to_table,
                                      write_atomic, write_json_atomic)
-from demix_pipeline.models import check_models
-from demix_pipeline.stages import IMPLEMENTED, RunContext, Stage, stage_class
-from demix_pipeline.storage import RunPath, ensure_dir, remove_file, remove_tree, run_root
+from demix_pipeline.measurements import (MeasurementStore, derived_key, digest, measure_key_column, source_file_key,
+                                         stage_fingerprint, token)
+from demix_pipeline.models import ModelNotFoundError, check_models
+from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
+from demix_pipeline.stages.base import error_text
+from demix_pipeline.storage import RunPath, ensure_dir, remove_file, run_root
 
 log = logging.getLogger("demix.runner")
 
+# exceptions that say the machinery is broken, not the row: they stop the stage at once
+MACHINERY_ERRORS = (ImportError, ModelNotFoundError, NotImplementedError)
+
 
 class StageFailed(RuntimeError):
-    """A stage could not finish: too many row errors, or its input is missing."""
+    """A stage could not finish: too many row errors, a broken worker, or its input is missing."""
+
+
+class WorkerCrashed(RuntimeError):
+    """A row's measurement killed its worker process."""
+
+
+class MachineryError(RuntimeError):
+    """Raised in a worker when the failure is not the row's (setup() failed, a package or model is missing)."""
 
 
 @dataclass
 class StageSummary:
     stage: str
-    status: str  # ran, resumed, decided, up-to-date
+    status: str  # ran, resumed (an interrupted run went on), rebuilt (view only, nothing measured), decided, up-to-date
     rows_in: int = 0
     rows_out: int = 0
     kept: int = 0
     errors: int = 0
+    measured: int = 0
+    reused: int = 0
+    retried: int = 0
+    passed_through: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def code_version() -> str:
@@ -80,73 +100,109 @@ def ensure_ray(cfg: PipelineConfig) -> None:
 # ----------------------------------------------------------------------------------------------
 # inputs
 
-def stage_input(name: str, out: RunPath, sources: list[dict] | None) -> tuple[list[dict], str, set[str]]:
-    """(rows, input fingerprint, ids of rows that pass through unprocessed)."""
+@dataclass
+class StageInput:
+    """What a stage receives: rows to measure (each with `_key` and `_token`), rows that pass through."""
+
+    rows: list[dict]
+    passthrough: list[dict]
+    fingerprint: str
+
+
+def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint: str) -> StageInput:
+    stage_cls = stage_class(name)
     if name == "ingest":
         if sources is None:
             raise StageFailed("stage ingest needs --input")
-        rows = sorted(sources, key=lambda r: r["path"])
-        stamp = []
+        rows = [dict(r, _key=source_file_key(fingerprint, r["path"], r["source_kind"]))
+                for r in sorted(sources, key=lambda r: r["path"])]
         for r in rows:
-            try:
-                st = os.stat(r["path"])
-                stamp.append((r["path"], r["source_kind"], st.st_size, st.st_mtime_ns))
-            except OSError:
-                stamp.append((r["path"], r["source_kind"], None, None))
-        return rows, _hash(stamp), set()
+            r["_token"] = token(r["path"], r["_key"])
+        return StageInput(rows, [], digest([r["_token"] for r in rows]))
     prev = previous_stage(name)
     folder = stage_dir(out, prev)
     if not (folder / "_SUCCESS").exists():
         raise StageFailed(f"stage {name} needs stage {prev} to have finished in {out} (no {folder / '_SUCCESS'})")
     info = json.loads((folder / "_stage.json").read_text())
-    table = pa.concat_tables([read_part(p, prev) for p in part_files(out, prev)]) if part_files(out, prev) else schema(prev).empty_table()
     id_col = stage_class(prev).id_column
-    rows = sorted(table.to_pylist(), key=lambda r: r[id_col])
-    if stage_class(name).fan_out:
-        rows = [r for r in rows if r["keep"]]
-        passthrough = set()
-    else:
-        passthrough = {r[id_col] for r in rows if not r["keep"]}
-    return rows, info["output_fingerprint"], passthrough
+    table_rows = [r for p in part_files(out, prev) for r in read_part(p, prev).to_pylist()]
+    table_rows.sort(key=lambda r: r[id_col])
+    kept = [r for r in table_rows if r["keep"]]
+    passthrough = [] if stage_cls.fan_out else [r for r in table_rows if not r["keep"]]
+    upstream_key = measure_key_column(prev)
+    for r in kept:
+        r["_key"] = derived_key(r.get(upstream_key), fingerprint)
+        r["_token"] = token(r[stage_cls.measure_unit], r["_key"])
+    return StageInput(kept, passthrough, info["output_fingerprint"])
 
 
 # ----------------------------------------------------------------------------------------------
 # workers
 
+def _strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
 class _Worker:
-    """Holds one stage instance (setup() once) and turns shards of input rows into part files."""
+    """Holds one stage instance (setup() once) and turns shards of input rows into measurement parts."""
 
     def __init__(self, stage_cls: type[Stage], config_json: str, ctx: RunContext):
         self.stage = stage_cls(PipelineConfig.model_validate_json(config_json), ctx)
-        self.stage.setup()
+        self.setup_error: str | None = None
+        try:
+            self.stage.setup()
+        except Exception as exc:  # reported on the first call, with the original message
+            self.setup_error = error_text(exc)
 
-    def measure(self, rows: list[dict], passthrough: set[str], batch_size: int) -> list[dict]:
-        """Measure rows; rows the previous stage dropped pass through unmeasured."""
+    def measure(self, rows: list[dict], batch_size: int) -> list[dict]:
+        if self.setup_error:
+            raise MachineryError(f"{self.stage.name}: setup() failed on a worker: {self.setup_error}")
         stage = self.stage
-        names = set(schema(stage.name).names)
-        id_col = stage.id_column
-        out_rows = [{k: v for k, v in r.items() if k in names} for r in rows if r.get(id_col) in passthrough]
-        todo = [r for r in rows if r.get(id_col) not in passthrough]
-        for i in range(0, len(todo), batch_size):
-            batch = todo[i:i + batch_size]
+        out_rows: list[dict] = []
+        for i in range(0, len(rows), batch_size):
+            batch = rows[i:i + batch_size]
             try:
-                out_rows.extend(stage.measure(batch))
-            except Exception as exc:
-                if len(batch) == 1:
-                    out_rows.extend(stage.error_rows(batch[0], exc))
-                    continue
+                out_rows.extend(_keyed(stage, stage.measure([_strip(r) for r in batch]), batch))
+            except MACHINERY_ERRORS as exc:
+                raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc
+            except Exception:
                 for row in batch:  # isolate the failing row
                     try:
-                        out_rows.extend(stage.measure([row]))
+                        out_rows.extend(_keyed(stage, stage.measure([_strip(row)]), [row]))
+                    except MACHINERY_ERRORS as exc:
+                        raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc
                     except Exception as row_exc:
-                        out_rows.extend(stage.error_rows(row, row_exc))
+                        out_rows.extend(_keyed(stage, stage.error_rows(_strip(row), row_exc), [row],
+                                               known=isinstance(row_exc, RowError)))
         return out_rows
 
-    def run(self, shard: int, rows: list[dict], passthrough: set[str], batch_size: int) -> dict:
-        out_rows = self.measure(rows, passthrough, batch_size)
+    def run(self, shard: int, rows: list[dict], batch_size: int, run_stamp: str) -> dict:
+        out_rows = self.measure(rows, batch_size)
         stage = self.stage
-        write_atomic(to_table(stage.name, out_rows, stage.backends()), stage_dir(stage.ctx.out, stage.name) / part_name(shard))
-        return {"shard": shard, "rows_in": len(rows), "rows_out": len(out_rows), "node": _node_id()}
+        MeasurementStore(stage.ctx.out, stage.name, stage.measure_unit).write(
+            [_strip(r) for r in out_rows], stage.backends(), run_stamp, shard)
+        return {"shard": shard, "rows_in": len(rows), "node": _node_id(),
+                "unknown_errors": [r["error"] for r in out_rows if r["error"] and not r.get("_known_error")],
+                "rows_out": len(out_rows)}
+
+
+def _keyed(stage: Stage, out_rows: list[dict], batch: list[dict], known: bool = False) -> list[dict]:
+    """Give each measured row the measure key of the input row it came from; keep only the stage's own
+    columns (the view takes upstream columns from the current input)."""
+    unit = stage.measure_unit
+    input_unit = "path" if stage.name == "ingest" else unit
+    keys = {r[input_unit]: r["_key"] for r in batch}
+    key_col = measure_key_column(stage.name)
+    own = stage.stored_columns()
+    for row in out_rows:
+        row[key_col] = keys[row[unit]] if len(batch) > 1 else batch[0]["_key"]
+        if own is not None:
+            for col in list(row):
+                if col not in own:
+                    del row[col]
+        if known:
+            row["_known_error"] = True
+    return out_rows
 
 
 def _node_id() -> str:
@@ -156,15 +212,15 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
-def _run_shard_task(stage_cls, config_json, ctx, shard, rows, passthrough, batch_size):
-    return _Worker(stage_cls, config_json, ctx).run(shard, rows, passthrough, batch_size)
+def _run_shard_task(stage_cls, config_json, ctx, shard, rows, batch_size, run_stamp):
+    return _Worker(stage_cls, config_json, ctx).run(shard, rows, batch_size, run_stamp)
 
 
-def _measure_rows_task(stage_cls, config_json, ctx, rows, passthrough, batch_size):
-    return _Worker(stage_cls, config_json, ctx).measure(rows, passthrough, batch_size)
+def _measure_rows_task(stage_cls, config_json, ctx, rows, batch_size):
+    return _Worker(stage_cls, config_json, ctx).measure(rows, batch_size)
 
 
-def _isolate(stage_cls, cfg, ctx, shard, rows, measure_one) -> None:
+def _isolate(stage_cls, cfg, ctx, shard, rows, run_stamp, measure_one) -> list[str]:
     """Measure a crashed shard one row at a time; a row that kills its worker becomes an error row.
 
     Sequential on purpose: crashes are rare, and the pool's own workers (CPU slots or actors with
@@ -177,30 +233,38 @@ def _isolate(stage_cls, cfg, ctx, shard, rows, measure_one) -> None:
     for row in rows:
         try:
             out_rows.extend(measure_one(row))
+        except ray.exceptions.RayTaskError as exc:
+            raise _machinery(stage_cls.name, exc) from None
         except ray.exceptions.RayError as exc:
-            out_rows.extend(stage.error_rows(row, WorkerCrashed(f"the worker died on this row ({type(exc).__name__})")))
-    write_atomic(to_table(stage.name, out_rows, stage.backends()), stage_dir(ctx.out, stage.name) / part_name(shard))
+            crashed = WorkerCrashed(f"the worker died on this row ({type(exc).__name__})")
+            out_rows.extend(_keyed(stage, stage.error_rows(_strip(row), crashed), [row]))
+    MeasurementStore(ctx.out, stage.name, stage.measure_unit).write([_strip(r) for r in out_rows], stage.backends(),
+                                                                   run_stamp, shard)
+    return [r["error"] for r in out_rows if r["error"]]
 
 
-class WorkerCrashed(RuntimeError):
-    """A row's measurement killed its worker process."""
+def _machinery(name: str, exc) -> StageFailed:
+    cause = getattr(exc, "cause", None)
+    message = str(cause) if isinstance(cause, MachineryError) else error_text(cause or exc)
+    return StageFailed(f"stage {name} stopped: {message}")
 
 
 def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple[int, list[dict]]],
-             passthrough: set[str], progress: bool) -> dict[str, str]:
-    """Measure the shards on Ray; returns the node id that wrote each shard."""
+             run_stamp: str, progress: bool) -> tuple[dict[str, str], list[str]]:
+    """Measure the shards on Ray; returns the node id that wrote each shard and the unexplained row errors."""
     import ray
     from tqdm import tqdm
 
     res = cfg.stage(stage_cls.name).resources
     config_json = cfg.model_dump_json()
     bar = tqdm(total=sum(len(rows) for _, rows in shards), unit="row", desc=stage_cls.name,
-               disable=not progress or None, dynamic_ncols=True)
+               disable=not progress or None, dynamic_ncols=True, file=sys.stderr)
+    errors: list[str] = []
     try:
         options = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
         if stage_cls.uses_model:  # a pool of actors: the model is loaded once per actor
             actor_cls = ray.remote(**options)(_Worker)
-            idle = [actor_cls.remote(stage_cls, config_json, ctx) for _ in range(res.concurrency)]
+            idle = [actor_cls.remote(stage_cls, config_json, ctx) for _ in range(min(res.concurrency, len(shards)))]
         else:  # CPU-only stage: plain tasks
             task = ray.remote(max_retries=1, **options)(_run_shard_task)
             idle = [None] * res.concurrency
@@ -211,8 +275,8 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
             while queue and idle:
                 shard, rows = queue.pop(0)
                 actor = idle.pop()
-                ref = (actor.run.remote(shard, rows, passthrough, res.batch_size) if actor is not None
-                       else task.remote(stage_cls, config_json, ctx, shard, rows, passthrough, res.batch_size))
+                ref = (actor.run.remote(shard, rows, res.batch_size, run_stamp) if actor is not None
+                       else task.remote(stage_cls, config_json, ctx, shard, rows, res.batch_size, run_stamp))
                 pending[ref] = (shard, rows, actor)
             done, _ = ray.wait(list(pending), num_returns=1)
             shard, rows, actor = pending.pop(done[0])
@@ -220,6 +284,9 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
                 result = ray.get(done[0])
                 bar.update(result["rows_in"])
                 nodes[str(shard)] = result["node"]
+                errors.extend(result["unknown_errors"])
+            except ray.exceptions.RayTaskError as exc:  # a Python exception outside any row's measure()
+                raise _machinery(stage_cls.name, exc) from None
             except ray.exceptions.RayError as exc:  # the worker process died (crash in native code, OOM kill)
                 log.warning("%s: shard %d crashed its worker (%s); isolating its rows", stage_cls.name, shard,
                             type(exc).__name__)
@@ -227,143 +294,191 @@ def _execute(stage_cls, cfg: PipelineConfig, ctx: RunContext, shards: list[tuple
                     one = ray.remote(max_retries=0, **options)(_measure_rows_task)
 
                     def measure_one(row):
-                        return ray.get(one.remote(stage_cls, config_json, ctx, [row], passthrough, 1))
+                        return ray.get(one.remote(stage_cls, config_json, ctx, [row], 1))
                 else:
                     holder = [actor_cls.remote(stage_cls, config_json, ctx)]
 
                     def measure_one(row):
                         try:
-                            return ray.get(holder[0].measure.remote([row], passthrough, 1))
+                            return ray.get(holder[0].measure.remote([row], 1))
+                        except ray.exceptions.RayTaskError:
+                            raise
                         except ray.exceptions.RayError:
                             holder[0] = actor_cls.remote(stage_cls, config_json, ctx)
                             raise
 
-                _isolate(stage_cls, cfg, ctx, shard, rows, measure_one)
+                errors.extend(_isolate(stage_cls, cfg, ctx, shard, rows, run_stamp, measure_one))
                 nodes[str(shard)] = _node_id()  # isolated rows were written from the driver
                 actor = None if actor is None else holder[0]
                 bar.update(len(rows))
             idle.append(actor)
     finally:
         bar.close()
-    return nodes
+    return nodes, errors
+
+
+def _check_not_alike(name: str, measured: int, errors: list[str]) -> None:
+    """Every row of a run failing with one and the same message is a bug or a broken setup, not bad input."""
+    if measured >= 2 and len(errors) >= measured and len(set(errors)) == 1:
+        raise StageFailed(f"stage {name} stopped: all {measured} rows it measured failed alike: {errors[0]}")
 
 
 # ----------------------------------------------------------------------------------------------
 # stage driver
+
+def _read_json(path: RunPath) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
 
 def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[dict] | None = None,
               progress: bool | None = None) -> StageSummary:
     out = run_root(out)
     started = time.time()
     stage_cls = stage_class(name)
+    ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
+    stage = stage_cls(cfg, ctx)  # no setup(): the driver loads no model
+    backends = stage.backends()
+    fingerprint = stage_fingerprint(name, stage_cls.version, cfg.stage(name).measure_dict(), backends)
+    inputs = stage_input(name, out, sources, fingerprint)
     folder = stage_dir(out, name)
-    rows, input_fp, passthrough = stage_input(name, out, sources)
-    stage_cfg = cfg.stage(name)
-    shard_size = stage_cfg.resources.shard_size  # part files map to row ranges: a new size means new parts
-    measure_fp = _hash({"stage": name, "version": stage_cls.version, "config": stage_cfg.measure_dict(),
-                        "input": input_fp, "shard_size": shard_size})
     decide_fp = cfg.fingerprint(name, "decide")
-    shards = [(i // shard_size, rows[i:i + shard_size]) for i in range(0, len(rows), shard_size)]
-
-    marker = folder / "_measure.json"
-    previous = json.loads(marker.read_text()) if marker.exists() else None
-    artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
-    if previous and previous.get("measure_fingerprint") != measure_fp:
-        log.warning("%s: config or input changed since the stored run; redoing the stage", name)
-        remove_tree(folder)
-        if previous.get("artifacts_fingerprint") != artifacts_fp:
-            log.warning("%s: artifact settings changed; removing its artifacts so they are made anew", name)
-            stage_cls.clear_artifacts(out)
-        previous = None
-    if previous and (folder / "_SUCCESS").exists():
-        stored = json.loads((folder / "_stage.json").read_text())
+    keep_errors = cfg.run.keep_errors
+    stored = _read_json(folder / "_stage.json")
+    if (stored and (folder / "_SUCCESS").exists() and stored.get("fingerprint") == fingerprint
+            and stored.get("input_fingerprint") == inputs.fingerprint and (keep_errors or not stored["errors"])):
         if stored.get("decide_fingerprint") == decide_fp:
-            return _summary_from(stored, "up-to-date")
+            summary = _summary_from(stored, "up-to-date")
+            summary.reused, summary.measured, summary.retried = summary.reused + summary.measured, 0, 0
+            return summary
         return apply_decide(name, cfg, out)
-    check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
+
+    store = MeasurementStore(out, name, stage_cls.measure_unit)
+    marker = _read_json(folder / "_measure.json")
+    artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
+    if marker and marker.get("artifacts_fingerprint") != artifacts_fp:
+        log.warning("%s: artifact settings changed; removing its artifacts and measurements so they are made anew", name)
+        stage_cls.clear_artifacts(out)
+        store.clear()
+    lookup = store.lookup({r["_token"] for r in inputs.rows}, keep_errors)
+    todo = [r for r in inputs.rows if r["_token"] not in lookup.reusable]
+    retried = sum(r["_token"] in lookup.failed_before for r in todo)
+    shard_size = cfg.stage(name).resources.shard_size
+    shards = [(i // shard_size, todo[i:i + shard_size]) for i in range(0, len(todo), shard_size)]
+    interrupted = bool(marker) and not (folder / "_SUCCESS").exists() and marker.get("fingerprint") == fingerprint
     ensure_dir(folder)
     remove_file(folder / "_SUCCESS")
-    write_json_atomic({"measure_fingerprint": measure_fp, "artifacts_fingerprint": artifacts_fp,
-                       "input_fingerprint": input_fp, "shards": len(shards),
-                       "rows_in": len(rows), "shard_size": shard_size}, marker)
-    done = {int(p.stem.split("-")[1]) for p in part_files(out, name)}
-    todo = [(i, r) for i, r in shards if i not in done]
-    status = "resumed" if done and todo else "ran"
-    ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
+    run_stamp = store.new_run_stamp()
+    write_json_atomic({"fingerprint": fingerprint, "artifacts_fingerprint": artifacts_fp, "run_stamp": run_stamp,
+                       "rows_in": len(inputs.rows) + len(inputs.passthrough), "to_measure": len(todo),
+                       "shards": len(shards)}, folder / "_measure.json")
+    resumed = interrupted and marker.get("to_measure", 0) > len(todo)
+    if todo:
+        log.info("%s: measuring %d of %d rows (%d reused, %d retried)", name, len(todo), len(inputs.rows),
+                 len(inputs.rows) - len(todo), retried)
+        check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
+        ensure_ray(cfg)
     measure_started = time.time()
     shard_nodes: dict[str, str] = {}
-    if todo:
-        ensure_ray(cfg)
-        shard_nodes = _execute(stage_cls, cfg, ctx, todo, passthrough, cfg.run.progress if progress is None else progress)
-    measure_s = time.time() - measure_started
-    summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough,
-                                 {"measure_fingerprint": measure_fp, "input_fingerprint": input_fp,
-                                  "rows_in": len(rows), "shards": len(shards), "measure_s": measure_s,
-                                  "started": started, "shard_nodes": shard_nodes})
-    summary.status = status
+    if shards:
+        shard_nodes, errors = _execute(stage_cls, cfg, ctx, shards, run_stamp,
+                                       cfg.run.progress if progress is None else progress)
+        _check_not_alike(name, len(todo), errors)
+    counts = {"measured": len(todo), "retried": retried, "reused": len(inputs.rows) - len(todo),
+              "passed_through": len(inputs.passthrough)}
+    measured_rows = store.rows({r["_token"] for r in inputs.rows})
+    summary = _finish(name, cfg, out, stage, inputs, measured_rows.to_pylist() if measured_rows is not None else [],
+                      {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
+                       "rows_in": len(inputs.rows) + len(inputs.passthrough), "shards": len(shards),
+                       "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
+    summary.status = "resumed" if resumed else "ran" if todo else "rebuilt"
     return summary
 
 
+def _merge(stage: Stage, inputs: StageInput, measured: list[dict]) -> list[dict]:
+    """Rows for decide: each input row's current columns with this stage's stored measurements on top."""
+    own = stage.stored_columns()
+    if own is None:  # the stage makes its rows anew (ingest, shots)
+        return measured
+    by_id = {r[stage.id_column]: r for r in measured}
+    names = schema(stage.name).names
+    merged = []
+    for row in inputs.rows:
+        stored = by_id[row[stage.id_column]]
+        base = {k: row.get(k) for k in names}
+        base.update({k: v for k, v in stored.items() if k in own})
+        merged.append(base)
+    return merged
+
+
+def _finish(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, inputs: StageInput, measured: list[dict],
+            info: dict) -> StageSummary:
+    names = set(schema(name).names)
+    passthrough = [{k: v for k, v in r.items() if k in names} for r in inputs.passthrough]
+    return _decide_and_write(name, cfg, out, stage, passthrough, _merge(stage, inputs, measured), info)
+
+
 def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSummary:
-    """Re-apply decide() with the current config to the stored measurements: no decoding, no model."""
+    """Re-apply decide() with the current config to the stored view: no decoding, no model."""
     out = run_root(out)
     folder = stage_dir(out, name)
-    stage_json = folder / "_stage.json"
-    if not stage_json.exists():
+    stored = _read_json(folder / "_stage.json")
+    if stored is None:
         raise StageFailed(f"stage {name} has no finished measurements in {out}; run it first")
-    stored = json.loads(stage_json.read_text())
-    _, _, passthrough = stage_input(name, out, None) if name != "ingest" else ([], "", set())
+    rows = [r for p in part_files(out, name) for r in read_part(p, name).to_pylist()]
+    key = measure_key_column(name)
+    passthrough = [r for r in rows if r[key] is None]
+    measured = [r for r in rows if r[key] is not None]
     remove_file(folder / "_SUCCESS")
-    stage_cls = stage_class(name)
-    ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
-    keys = ("measure_fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
-    summary = _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, {k: stored.get(k) for k in keys})
+    stage = stage_class(name)(cfg, RunContext(out=out, models_dir=cfg.run.models_dir))
+    keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
+    counts = {"measured": 0, "retried": 0, "reused": len(measured), "passed_through": len(passthrough)}
+    summary = _decide_and_write(name, cfg, out, stage, passthrough, measured, {**{k: stored.get(k) for k in keys}, **counts})
     summary.status = "decided"
     return summary
 
 
-def _decide_and_finish(name, cfg, out, stage_cls, ctx, passthrough, info: dict) -> StageSummary:
+def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, passthrough: list[dict],
+                      measured: list[dict], info: dict) -> StageSummary:
     folder = stage_dir(out, name)
     decide_started = time.time()
-    stage = stage_cls(cfg, ctx)  # no setup(): decide needs no model
-    by_part: dict[RunPath, list[dict]] = {}
-    for path in part_files(out, name):
-        by_part[path] = read_part(path, name).to_pylist()
-    id_col = stage_cls.id_column
-    measured = [dict(r, _part=str(p)) for p, rows in by_part.items() for r in rows if r[id_col] not in passthrough]
     decided = stage.decide(measured)
-    new_rows: dict[str, list[dict]] = {str(p): [r for r in rows if r[id_col] in passthrough] for p, rows in by_part.items()}
-    for row in decided:
-        new_rows[row.pop("_part")].append(row)
-    backends = stage.backends()
-    upstream = _upstream_backends(out, name)
-    all_rows = []
-    for path in by_part:
-        rows = sorted(new_rows[str(path)], key=lambda r: r[id_col])
-        write_atomic(to_table(name, rows, {**upstream, **backends}), path)
-        all_rows.extend(rows)
+    id_col = stage.id_column
+    all_rows = sorted(passthrough + decided, key=lambda r: r[id_col])
+    backends = {**_upstream_backends(out, name), **stage.backends()}
+    part_rows = cfg.run.manifest_part_rows
+    wanted = set()
+    for number, start in enumerate(range(0, len(all_rows), part_rows)):
+        path = folder / part_name(number)
+        write_atomic(to_table(name, all_rows[start:start + part_rows], backends), path)
+        wanted.add(path.name)
+    for path in part_files(out, name):
+        if path.name not in wanted:
+            remove_file(path)
     errors = sum(1 for r in all_rows if r["error"] is not None)
+    key_col = measure_key_column(name)
     dropped: dict[str, int] = {}
-    for r in all_rows:
-        if not r["keep"] and r[id_col] not in passthrough:
+    for r in decided:
+        if not r["keep"]:
             dropped[r["drop_reason"] or "unknown"] = dropped.get(r["drop_reason"] or "unknown", 0) + 1
     kept = sum(1 for r in all_rows if r["keep"])
     decide_fp = cfg.fingerprint(name, "decide")
+    view = hashlib.sha256()
+    for r in all_rows:
+        view.update(json.dumps([r[id_col], r.get(key_col), r["keep"], r["drop_reason"], r["error"]]).encode())
     record = {
-        "stage": name, "stage_version": stage_cls.version, "code_version": code_version(),
-        "backends": backends, "config": cfg.stage(name).model_dump(mode="json"),
-        "decide_fingerprint": decide_fp,
-        "output_fingerprint": _hash([info["measure_fingerprint"], decide_fp]),
+        "stage": name, "stage_version": stage.version, "code_version": code_version(),
+        "backends": stage.backends(), "config": cfg.stage(name).model_dump(mode="json"),
+        "decide_fingerprint": decide_fp, "output_fingerprint": view.hexdigest()[:16],
         "rows_out": len(all_rows), "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
-        "hours_out": _hours(all_rows, name, kept_only=False), "hours_kept": _hours(all_rows, name), "decide_s": time.time() - decide_started,
-        "finished": time.time(), **info,
+        "hours_out": _hours(all_rows, name, kept_only=False), "hours_kept": _hours(all_rows, name),
+        "decide_s": time.time() - decide_started, "finished": time.time(), **info,
     }
-    rows_measured = max(1, len(all_rows) - len(passthrough))
+    rows_measured = max(1, len(decided))
     max_rate = cfg.stage(name).max_error_rate
     write_json_atomic(record, folder / "_stage.json")
     if errors / rows_measured > max_rate:
         raise StageFailed(f"stage {name}: {errors} of {rows_measured} rows failed, over max_error_rate "
-                          f"{max_rate}; see the `error` column in {folder}")
+                          f"{max_rate}; see the `error` column in {folder} (they are retried on the next run)")
     (folder / "_SUCCESS").write_text("")
     return _summary_from(record, "ran")
 
@@ -385,4 +500,10 @@ def _upstream_backends(out: RunPath, name: str) -> dict[str, str]:
 def _summary_from(record: dict, status: str) -> StageSummary:
     return StageSummary(stage=record["stage"], status=status, rows_in=record.get("rows_in") or 0,
                         rows_out=record["rows_out"], kept=record["kept"], errors=record["errors"],
-                        dropped=record["dropped_by_reason"], seconds=(record.get("finished") or 0) - (record.get("started") or 0))
+                        measured=record.get("measured") or 0, reused=record.get("reused") or 0,
+                        retried=record.get("retried") or 0, passed_through=record.get("passed_through") or 0,
+                        dropped=record["dropped_by_reason"],
+                        seconds=(record.get("finished") or 0) - (record.get("started") or 0))
+
+
+__all__ = ["StageFailed", "StageSummary", "WorkerCrashed", "apply_decide", "column_stage", "run_stage"]

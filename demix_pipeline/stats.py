@@ -5,6 +5,7 @@ import json
 
 from demix_pipeline.config import STAGE_ORDER
 from demix_pipeline.manifest import read_stage, stage_dir
+from demix_pipeline.measurements import MEASURE_DIR
 from demix_pipeline.stages.assign import SUBSETS
 from demix_pipeline.storage import RunPath
 
@@ -46,13 +47,15 @@ def status_rows(out: str | RunPath) -> list[dict]:
         marker = folder / "_measure.json"
         measure = json.loads(marker.read_text()) if marker.exists() else {}
         record = json.loads((folder / "_stage.json").read_text()) if (folder / "_stage.json").exists() else {}
-        done = len(list(folder.glob("part-*.parquet")))
+        stamp = measure.get("run_stamp")
+        done = len(list((folder / MEASURE_DIR).glob(f"m-{stamp}-*.parquet"))) if stamp else 0
         total = measure.get("shards", done)
         finished = (folder / "_SUCCESS").exists()
         rows.append({
             "stage": folder.name, "state": "done" if finished else "incomplete",
             "rows_in": measure.get("rows_in"), "rows_out": record.get("rows_out") if finished else None,
             "kept": record.get("kept") if finished else None, "errors": record.get("errors") if finished else None,
+            **{key: record.get(key) if finished else None for key in ("measured", "reused", "retried", "passed_through")},
             "dropped": record.get("dropped_by_reason", {}) if finished else {},
             "shards_done": done, "shards_pending": max(0, total - done),
             "hours_out": record.get("hours_out") if finished else None,

@@ -46,6 +46,8 @@ class Stage:
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     id_column: ClassVar[str] = "clip_id"
+    # the output column naming the input row a measurement came from (its unit of reuse)
+    measure_unit: ClassVar[str] = "clip_id"
     fan_out: ClassVar[bool] = False
     uses_model: ClassVar[bool] = False
     model_uses: ClassVar[tuple[ModelUse, ...]] = ()
@@ -82,6 +84,10 @@ class Stage:
         files = next(files for model, _, files in self.required_models(self.pipeline_config) if model == name)
         return resolve_model(name, self.ctx.models_dir, files)
 
+    def stored_columns(self) -> set[str] | None:
+        """Columns the measurement store keeps for a row (None: all; the stage makes its rows anew)."""
+        return None
+
     def setup(self) -> None:
         """Load models or heavy objects; called once per worker before any measure()."""
 
@@ -110,6 +116,12 @@ class ClipStage(Stage):
     """A stage that measures and decides each clip on its own (one row in, one row out)."""
 
     id_column = "clip_id"
+
+    def stored_columns(self) -> set[str] | None:
+        """The stage's own columns and the row's ids: upstream columns come from the current input."""
+        from demix_pipeline.manifest import own_columns
+
+        return own_columns(self.name) | {"clip_id", "source_id", "source_kind"}
 
     def measure(self, rows: list[dict]) -> list[dict]:
         return [self.measure_one(row) for row in rows]

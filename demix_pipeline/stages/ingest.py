@@ -20,6 +20,7 @@ class UndecodableError(ProbeError):
 class IngestStage(Stage):
     name = "ingest"
     id_column = "source_id"
+    measure_unit = "source_uri"
 
     def backends(self) -> dict[str, str]:
         return {"ingest": f"demix_pipeline.stages.ingest {self.version} (PyAV {av.__version__}, FFmpeg libavformat "
@@ -30,7 +31,7 @@ class IngestStage(Stage):
         try:
             source_id = content_id(path, self.cfg.hash_chunk_bytes, self.cfg.hash_chunks)
         except OSError:
-            source_id = "p" + xxhash.xxh3_64_hexdigest(str(path))[:15]  # unreadable: id from the path
+            source_id = "p" + xxhash.xxh3_64_hexdigest(str(path).encode())[:15]  # unreadable: id from the path
         return {"source_id": source_id, "source_uri": str(path), "source_kind": item["source_kind"]}
 
     def measure(self, rows: list[dict]) -> list[dict]:

@@ -100,6 +100,7 @@ def clip_path(out: RunPath, cid: str) -> RunPath:
 class ShotsStage(Stage):
     name = "shots"
     id_column = "clip_id"
+    measure_unit = "source_id"
     fan_out = True
 
     @classmethod

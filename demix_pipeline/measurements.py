@@ -1,0 +1,144 @@
+"""A stage's measurement store: what measure() returned, kept by row and measure key, so a row is measured once.
+
+Every output row carries `<stage>.measure_key`, which says what its measurement was computed from:
+the measure key of the upstream row it came from plus this stage's fingerprint (stage version,
+measure config, backends). A key is therefore a path of fingerprints, one per stage
+(`9f0c…/51ab…/e3d2…`): a new source, another stage's thresholds or a row that newly passes leave
+every existing key as it was, while a new measure config in one stage changes the keys of that
+stage and of every row downstream of it.
+
+Measured rows (before decide) are appended to `<out>/<NN>_<stage>/_measurements/m-<run>-<shard>.parquet`,
+atomically, as each shard finishes. A run measures only the inputs whose (id, key) has no usable
+measurement there, so a killed run resumes where it stopped and a grown run measures only the new
+rows. The folder starts with `_`, so Parquet readers of the stage folder (pyarrow datasets,
+DuckDB's `<NN>_<stage>/*.parquet`) see the stage's view only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from demix_pipeline.manifest import read_columns, read_part, stage_dir, to_table, write_atomic
+from demix_pipeline.storage import RunPath, remove_tree
+
+MEASURE_DIR = "_measurements"
+FINGERPRINT_CHARS = 12
+
+
+def measure_key_column(stage: str) -> str:
+    return f"{stage}.measure_key"
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stage_fingerprint(name: str, version: str, measure_config: dict, backends: dict[str, str]) -> str:
+    """What a stage's measurements depend on besides their input row."""
+    return digest({"stage": name, "version": version, "config": measure_config,
+                   "backends": backends})[:FINGERPRINT_CHARS]
+
+
+def source_file_key(fingerprint: str, path: str, source_kind: str) -> str:
+    """An ingest row's key: the stage fingerprint and the file as it is now (path, kind, size, mtime)."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = (None, None)
+    return digest([fingerprint, path, source_kind, *stamp])[:FINGERPRINT_CHARS]
+
+
+def derived_key(upstream_key: str | None, fingerprint: str) -> str:
+    return f"{upstream_key or '-'}/{fingerprint}"
+
+
+def token(row_id: str, key: str) -> str:
+    return f"{row_id}\x1f{key}"
+
+
+@dataclass
+class Lookup:
+    """Which input tokens a run can reuse and which it must measure (again)."""
+
+    reusable: set[str]
+    failed_before: set[str]  # tokens whose stored measurements all errored (retried unless keep_errors)
+
+
+class MeasurementStore:
+    """The `_measurements/` folder of one stage; `id_column` names the unit a measurement covers
+    (the source for shots, the clip for clip stages, the file's uri for ingest)."""
+
+    def __init__(self, out: RunPath, stage: str, id_column: str):
+        self.stage = stage
+        self.folder = stage_dir(out, stage) / MEASURE_DIR
+        self.id_column = id_column
+        self.key_column = measure_key_column(stage)
+
+    def parts(self) -> list[RunPath]:
+        return sorted(self.folder.glob("m-*.parquet"), key=lambda p: p.name) if self.folder.exists() else []
+
+    def clear(self) -> None:
+        remove_tree(self.folder)
+
+    def new_run_stamp(self) -> str:
+        return f"{time.time_ns():020d}"
+
+    def write(self, rows: list[dict], backends: dict[str, str], run_stamp: str, shard: int) -> None:
+        write_atomic(to_table(self.stage, rows, backends), self.folder / f"m-{run_stamp}-{shard:05d}.parquet")
+
+    def _index(self) -> tuple[list[str], list[int], list[bool]]:
+        """(token, part number, errored) of every stored row, read column-wise."""
+        tokens: list[str] = []
+        part_of: list[int] = []
+        errored: list[bool] = []
+        for number, path in enumerate(self.parts()):
+            table = read_columns(path, [self.id_column, self.key_column, "error"])
+            ids = table.column(self.id_column).to_pylist()
+            keys = table.column(self.key_column).to_pylist()
+            tokens.extend(token(i, k) for i, k in zip(ids, keys))
+            part_of.extend([number] * table.num_rows)
+            errored.extend(pc.is_valid(table.column("error")).to_pylist())
+        return tokens, part_of, errored
+
+    def winners(self) -> tuple[dict[str, int], set[str]]:
+        """token -> the part whose measurement counts (the latest without an error, else the latest),
+        and the tokens that only ever errored."""
+        tokens, part_of, errored = self._index()
+        best: dict[str, tuple[bool, int]] = {}
+        for tok, part, err in zip(tokens, part_of, errored):
+            candidate = (not err, part)
+            if tok not in best or candidate > best[tok]:
+                best[tok] = candidate
+        # a measurement with an error row in it (a shots source with one clip that failed to cut) counts as failed
+        failed_parts = {(tok, part) for tok, part, err in zip(tokens, part_of, errored) if err}
+        failed = {tok for tok, (clean, part) in best.items() if not clean or (tok, part) in failed_parts}
+        return {tok: part for tok, (_, part) in best.items()}, failed
+
+    def lookup(self, needed: set[str], keep_errors: bool) -> Lookup:
+        chosen, failed = self.winners()
+        present = needed & set(chosen)
+        failed_before = present & failed
+        reusable = present if keep_errors else present - failed_before
+        return Lookup(reusable=reusable, failed_before=failed_before)
+
+    def rows(self, wanted: set[str]) -> pa.Table:
+        """The winning measured rows of the wanted tokens (all rows of a measurement: a source's clips)."""
+        chosen, _ = self.winners()
+        tables = []
+        for number, path in enumerate(self.parts()):
+            mine = {tok for tok in wanted if chosen.get(tok) == number}
+            if not mine:
+                continue
+            table = read_part(path, self.stage)
+            ids = table.column(self.id_column).to_pylist()
+            keys = table.column(self.key_column).to_pylist()
+            mask = pa.array([token(i, k) in mine for i, k in zip(ids, keys)], pa.bool_())
+            tables.append(table.filter(mask))
+        return pa.concat_tables(tables) if tables else None
