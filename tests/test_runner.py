@@ -1,6 +1,7 @@
 """Runner: resume after a kill, determinism, decide without models, error rows as data."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from demix_pipeline.config import load_config
 from demix_pipeline.manifest import read_stage, stage_dir
+from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore
 from demix_pipeline.runner import StageFailed, apply_decide, run_stage
 from demix_pipeline.stages.ingest import collect_sources
 from demix_pipeline.stages.shots import ShotsStage
@@ -62,25 +64,29 @@ def test_killed_run_resumes_to_the_same_manifest(small_inputs, reference_run, tm
            *[arg for item in FAST + ["run.progress=false", "run.num_cpus=2"] for arg in ("--set", item)]]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     shots = stage_dir(out, "shots")
+    measured = shots / MEASURE_DIR
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if len(list(shots.glob("part-*.parquet"))) >= 2:
+        if len(list(measured.glob("m-*.parquet"))) >= 2:
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list(shots.glob("part-*.parquet")))
+    done = len(list(measured.glob("m-*.parquet")))
     assert not (shots / "_SUCCESS").exists() and 2 <= done < len(SMALL), done
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "shots: resumed" in resumed.stderr
+    record = json.loads((shots / "_stage.json").read_text())
+    # only what was not finished is measured (a worker may still have finished a shard after the kill)
+    assert record["reused"] >= done and record["measured"] == len(SMALL) - record["reused"] >= 1, record
     ours, reference = tables(out), tables(reference_run)
     for stage in ours:
         ids = ours[stage].column("source_id" if stage == "ingest" else "clip_id").to_pylist()
         assert len(ids) == len(set(ids)), f"{stage}: duplicate rows after resume"
         assert ours[stage].equals(reference[stage]), stage
-    assert not list(shots.glob(".*.tmp"))
+    assert not list(shots.glob(".*.tmp")) and not list(measured.glob(".*.tmp"))
 
 
 def test_decide_changes_keep_without_measuring(reference_run, tmp_path, monkeypatch):
@@ -118,8 +124,6 @@ def test_set_overrides_reach_the_stage(media, tmp_path, ray_session):
     _, clips = run_pipeline([media / "talking_head_single" / "videoretalking_face_3.mp4"], tmp_path, overrides)
     assert len(clips) == 3 and all(c["shots.duration_s"] <= 2.0 for c in clips)  # a 5 s shot in 3 windows
     assert [c["shots.cut_in"] for c in clips] == ["start", "window", "window"]
-    import json
-
     recorded = json.loads((stage_dir(tmp_path, "shots") / "_stage.json").read_text())["config"]
     assert recorded["max_clip_s"] == 2.5 and recorded["window_s"] == 2.0
 
@@ -150,7 +154,6 @@ def test_changed_measure_config_redoes_the_stage(reference_run, tmp_path, ray_se
 @pytest.mark.parametrize("as_actors", [False, True], ids=["tasks", "actors"])
 def test_a_row_that_kills_its_worker_becomes_an_error_row(as_actors, reference_run, tmp_path, ray_session):
     """A crash in native code (here: os._exit in the worker) costs only the row that caused it."""
-    from demix_pipeline.manifest import part_files
     from demix_pipeline.runner import _execute
     from demix_pipeline.stages import RunContext
 
@@ -167,8 +170,10 @@ def test_a_row_that_kills_its_worker_becomes_an_error_row(as_actors, reference_r
     kept = sorted((r for r in sources if r["keep"]), key=lambda r: r["source_id"])
     out = tmp_path / "crash"
     ctx = RunContext(out=out)
-    _execute(CrashingShots, cfg, ctx, [(0, kept[:3]), (1, kept[3:])], set(), progress=False)
-    rows = [r for p in part_files(out, "shots") for r in pq.read_table(p).to_pylist()]
+    for row in kept:
+        row["_key"] = "test-key"
+    _execute(CrashingShots, cfg, ctx, [(0, kept[:3]), (1, kept[3:])], "0", progress=False)
+    rows = [r for p in MeasurementStore(out, "shots", "source_id").parts() for r in pq.read_table(p).to_pylist()]
     crashed = [r for r in rows if r["error"]]
     assert len(crashed) == 1 and crashed[0]["error"].startswith("WorkerCrashed: the worker died on this row")
     dog = next(r["source_id"] for r in kept if "vas_dog" in r["source_uri"])
@@ -185,3 +190,194 @@ def test_changed_encode_settings_remake_the_clips(reference_run, tmp_path, ray_s
     after = {p.name: p.read_bytes() for p in (out / "artifacts").rglob("*.mp4")}
     assert set(after) == set(before)
     assert all(after[name] != before[name] for name in before)
+
+
+# ----------------------------------------------------------------------------------------------
+# each row measured once: growth, re-thresholding, measure-config changes, retries
+
+GROW_FIRST = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4", "sound_effects/vas_dog_video_02677.mp4",
+              "music/vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4"]
+GROW_MORE = ["sound_effects/vas_fireworks_video_02997.mp4"]
+ALL_FAST = ["shots.encode.preset=ultrafast", "assign.test_size=0.3"]
+MODEL_STAGES = ("shots", "audio_quality", "demix", "voiceover", "caption")
+
+
+def run_all(inputs: Path, out: Path, overrides: list[str] = ()) -> dict:
+    """Every stage over `inputs`, in-process on the test session's Ray; name -> this run's counters."""
+    from dataclasses import asdict
+
+    from demix_pipeline.stages import IMPLEMENTED
+
+    cfg = load_config(overrides=["run.progress=false", *ALL_FAST, *overrides])
+    sources = collect_sources([str(inputs)], "cinematic", cfg.ingest.extensions)
+    return {name: asdict(run_stage(name, cfg, out, sources=sources if name == "ingest" else None)) for name in IMPLEMENTED}
+
+
+def all_tables(out: Path) -> dict:
+    from demix_pipeline.stages import IMPLEMENTED
+
+    return {name: read_stage(out, name) for name in IMPLEMENTED}
+
+
+def clips_of(out: Path, stage: str, source_ids: set[str], kept_before: bool) -> int:
+    """Rows of `stage` from these sources that the stage before it kept (what the stage had to measure)."""
+    from demix_pipeline.runner import previous_stage
+
+    rows = read_stage(out, previous_stage(stage)).to_pylist()
+    return sum(1 for r in rows if r["source_id"] in source_ids and (r["keep"] or not kept_before))
+
+
+@pytest.fixture(scope="module")
+def grown(media, tmp_path_factory, ray_session) -> dict:
+    """A run over GROW_FIRST, the same run grown by GROW_MORE, and a fresh run over all of them."""
+    root = tmp_path_factory.mktemp("grow")
+    inputs = root / "inputs"
+    inputs.mkdir()
+    for name in GROW_FIRST:
+        shutil.copy2(media / name, inputs / name.split("/")[1])
+    first = run_all(inputs, root / "run")
+    for name in GROW_MORE:
+        shutil.copy2(media / name, inputs / name.split("/")[1])
+    second = run_all(inputs, root / "run")
+    fresh = run_all(inputs, root / "fresh")
+    new_ids = {r["source_id"] for r in read_stage(root / "run", "ingest").to_pylist()
+               if r["source_uri"].rsplit("/", 1)[1] in {n.split("/")[1] for n in GROW_MORE}}
+    return {"root": root, "inputs": inputs, "first": first, "second": second, "fresh": fresh, "new_ids": new_ids}
+
+
+def test_growing_a_run_measures_only_the_new_sources(grown):
+    first, second, out = grown["first"], grown["second"], grown["root"] / "run"
+    assert len(grown["new_ids"]) == len(GROW_MORE)
+    assert first["ingest"]["measured"] == len(GROW_FIRST)
+    assert second["ingest"]["measured"] == len(GROW_MORE) and second["ingest"]["reused"] == len(GROW_FIRST)
+    assert second["shots"]["measured"] == len(GROW_MORE) and second["shots"]["reused"] == len(GROW_FIRST)
+    for stage in MODEL_STAGES[1:] + ("assign",):
+        new_rows = clips_of(out, stage, grown["new_ids"], kept_before=True)
+        assert new_rows > 0, stage
+        assert second[stage]["measured"] == new_rows, (stage, second[stage])
+        assert second[stage]["reused"] == first[stage]["measured"], stage
+        assert second[stage]["retried"] == 0
+        dropped_before = sum(1 for r in read_stage(out, previous_stage_of(stage)).to_pylist() if not r["keep"])
+        assert second[stage]["passed_through"] == dropped_before, stage
+    recorded = json.loads((stage_dir(out, "demix") / "_stage.json").read_text())
+    assert {k: recorded[k] for k in ("measured", "reused", "retried")} == {k: second["demix"][k] for k in ("measured", "reused", "retried")}
+    fresh = grown["fresh"]
+    for stage in MODEL_STAGES:
+        assert fresh[stage]["measured"] == second[stage]["measured"] + second[stage]["reused"], stage
+
+
+def test_a_grown_run_equals_a_fresh_run(grown):
+    """Every manifest equals a fresh run's, but for the split: a grown run keeps the sides its sources were
+    given before (recorded placements never move), where a fresh run places all sources at once."""
+    ours, fresh = all_tables(grown["root"] / "run"), all_tables(grown["root"] / "fresh")
+    split_columns = ["split", "assign.split_reason"]
+    for stage, table in ours.items():
+        assert table.num_rows > 0, stage
+        if stage == "assign":
+            assert table.drop_columns(split_columns).equals(fresh[stage].drop_columns(split_columns))
+        else:
+            assert table.equals(fresh[stage]), stage
+    sides: dict[str, set] = {}
+    for row in ours["assign"].to_pylist():
+        if row["keep"]:
+            sides.setdefault(row["source_id"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in sides.values()) and {"train", "test"} <= set().union(*sides.values())
+
+
+def test_rethresholding_measures_no_row_again_and_looser_only_the_new_ones(grown, tmp_path, ray_session):
+    out = tmp_path / "run"
+    shutil.copytree(grown["root"] / "run", out)
+    stricter = apply_decide("shots", load_config(overrides=[*ALL_FAST, "shots.min_clip_s=4"]), out)
+    assert stricter.dropped.get("too_short", 0) > 0
+    records = run_all(grown["inputs"], out, ["shots.min_clip_s=4"])
+    assert records["shots"]["measured"] == 0 and records["ingest"]["measured"] == 0
+    for stage in MODEL_STAGES[1:] + ("assign",):
+        assert records[stage]["measured"] == 0, (stage, records[stage])
+    assert read_stage(out, "audio_quality").num_rows == read_stage(out, "shots").num_rows
+    kept_strict = {r["clip_id"] for r in read_stage(out, "shots").to_pylist() if r["keep"]}
+    # looser than the first run: only the clips that pass now and never passed before are measured
+    first_kept = {r["clip_id"] for r in read_stage(grown["root"] / "run", "shots").to_pylist() if r["keep"]}
+    records = run_all(grown["inputs"], out, ["shots.min_clip_s=1.5"])  # the cartoon's 1.8 s clip now passes
+    kept_loose = {r["clip_id"] for r in read_stage(out, "shots").to_pylist() if r["keep"]}
+    newly = kept_loose - first_kept
+    assert kept_strict < first_kept <= kept_loose and newly, (len(kept_strict), len(first_kept), len(kept_loose))
+    assert records["shots"]["measured"] == 0
+    assert records["audio_quality"]["measured"] == len(newly)
+    assert records["audio_quality"]["reused"] == len(first_kept)
+
+
+def test_a_measure_config_change_remeasures_that_stage_and_what_reads_it(grown, tmp_path, ray_session):
+    out = tmp_path / "run"
+    shutil.copytree(grown["root"] / "run", out)
+    before = all_tables(out)
+    records = run_all(grown["inputs"], out, ["demix.hpss_margin=3.0"])
+    for stage in ("ingest", "shots", "audio_quality"):
+        assert records[stage]["measured"] == 0, stage
+        assert all_tables(out)[stage].equals(before[stage]), stage
+    demix_rows = sum(1 for r in read_stage(out, "audio_quality").to_pylist() if r["keep"])
+    assert records["demix"]["measured"] == demix_rows > 0 and records["demix"]["reused"] == 0
+    for stage in ("voiceover", "caption", "assign"):
+        kept_before = sum(1 for r in read_stage(out, previous_stage_of(stage)).to_pylist() if r["keep"])
+        assert records[stage]["measured"] == kept_before, stage  # they read demix's output
+    old = {r["clip_id"]: r["demix.measure_key"] for r in before["demix"].to_pylist() if r["demix.measure_key"]}
+    new = {r["clip_id"]: r["demix.measure_key"] for r in read_stage(out, "demix").to_pylist() if r["demix.measure_key"]}
+    assert old.keys() == new.keys() and all(old[c] != new[c] for c in old)
+    assert all(new[c].startswith(r["shots.measure_key"]) for c, r in
+               ((r["clip_id"], r) for r in read_stage(out, "demix").to_pylist() if r["clip_id"] in new))
+
+
+def previous_stage_of(stage: str) -> str:
+    from demix_pipeline.runner import previous_stage
+
+    return previous_stage(stage)
+
+
+def test_a_row_that_failed_is_retried_on_the_next_run(grown, tmp_path, ray_session):
+    out = tmp_path / "run"
+    shutil.copytree(grown["root"] / "run", out)
+    victim = next(r for r in read_stage(out, "shots").to_pylist() if r["keep"])
+    clip = out / victim["clip_uri"]
+    hidden = clip.with_name("hidden.mp4")
+    # a fault: the clip file is gone while audio_quality runs (its measurements are dropped to force the run)
+    shutil.rmtree(stage_dir(out, "audio_quality"))
+    clip.rename(hidden)
+    cfg = load_config(overrides=["run.progress=false", *ALL_FAST, "audio_quality.max_error_rate=0.5"])
+    failed = run_stage("audio_quality", cfg, out)
+    rows = {r["clip_id"]: r for r in read_stage(out, "audio_quality").to_pylist()}
+    assert failed.errors == 1 and rows[victim["clip_id"]]["error"] and not rows[victim["clip_id"]]["keep"]
+    hidden.rename(clip)
+    kept_errors = run_stage("audio_quality", cfg.model_copy(update={"run": cfg.run.model_copy(update={"keep_errors": True})}), out)
+    assert kept_errors.status == "up-to-date" and kept_errors.errors == 1
+    again = run_stage("audio_quality", cfg, out)
+    assert (again.measured, again.retried, again.errors) == (1, 1, 0)
+    assert again.reused == failed.measured - 1
+    fixed = {r["clip_id"]: r for r in read_stage(out, "audio_quality").to_pylist()}[victim["clip_id"]]
+    assert fixed["error"] is None and fixed["audio_quality.rms_dbfs"] is not None
+    assert read_stage(out, "audio_quality").equals(read_stage(grown["root"] / "run", "audio_quality"))
+
+
+@pytest.mark.parametrize("as_actors", [False, True], ids=["tasks", "actors"])
+def test_a_worker_whose_setup_fails_stops_the_stage_with_its_message(as_actors, reference_run, tmp_path, ray_session):
+    from demix_pipeline.runner import _execute
+    from demix_pipeline.stages import RunContext
+
+    class BrokenShots(ShotsStage):  # defined here, so Ray pickles it by value
+        uses_model = as_actors
+
+        def setup(self):
+            raise RuntimeError("CUDA driver not found on this node")
+
+    cfg = load_config(overrides=["run.progress=false", *FAST])
+    kept = [dict(r, _key="k") for r in read_stage(reference_run, "ingest").to_pylist() if r["keep"]]
+    with pytest.raises(StageFailed, match=r"setup\(\) failed on a worker: RuntimeError: CUDA driver not found"):
+        _execute(BrokenShots, cfg, RunContext(out=tmp_path / "out"), [(0, kept[:2]), (1, kept[2:])], "0", progress=False)
+    assert not MeasurementStore(tmp_path / "out", "shots", "source_id").parts()
+
+
+def test_every_row_failing_alike_stops_the_stage(reference_run, tmp_path, ray_session):
+    from demix_pipeline.runner import _check_not_alike
+
+    with pytest.raises(StageFailed, match="all 3 rows it measured failed alike: KeyError: 'x'"):
+        _check_not_alike("demix", 3, ["KeyError: 'x'"] * 3)
+    _check_not_alike("demix", 3, ["KeyError: 'x'", "KeyError: 'x'", "ValueError: y"])  # bad inputs differ
+    _check_not_alike("demix", 1, ["KeyError: 'x'"])  # one row says nothing about the machinery
