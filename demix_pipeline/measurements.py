@@ -28,6 +28,7 @@ from demix_pipeline.manifest import read_columns, read_part, stage_dir, to_table
 from demix_pipeline.storage import RunPath, remove_tree
 
 MEASURE_DIR = "_measurements"
+TOKEN_SEP = "\x1f"  # joins a row id and its measure key into one lookup token
 FINGERPRINT_CHARS = 12
 
 
@@ -55,12 +56,8 @@ def source_file_key(fingerprint: str, path: str, source_kind: str) -> str:
     return digest([fingerprint, path, source_kind, *stamp])[:FINGERPRINT_CHARS]
 
 
-def derived_key(upstream_key: str | None, fingerprint: str) -> str:
-    return f"{upstream_key or '-'}/{fingerprint}"
-
-
 def token(row_id: str, key: str) -> str:
-    return f"{row_id}\x1f{key}"
+    return f"{row_id}{TOKEN_SEP}{key}"
 
 
 @dataclass

@@ -27,9 +27,12 @@ from pathlib import Path
 
 from demix_pipeline import __version__
 from demix_pipeline.config import STAGE_ORDER, PipelineConfig
-from demix_pipeline.manifest import (column_stage, part_files, part_name, read_part, schema, stage_dir, to_table,
-                                     write_atomic, write_json_atomic)
-from demix_pipeline.measurements import (MeasurementStore, derived_key, digest, measure_key_column, source_file_key,
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from demix_pipeline.manifest import (column_stage, part_files, part_name, read_stage, schema, stage_dir, write_atomic,
+                                     write_json_atomic)
+from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, digest, measure_key_column, source_file_key,
                                          stage_fingerprint, token)
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
@@ -102,11 +105,15 @@ def ensure_ray(cfg: PipelineConfig) -> None:
 
 @dataclass
 class StageInput:
-    """What a stage receives: rows to measure (each with `_key` and `_token`), rows that pass through."""
+    """What a stage receives: rows to measure (with `_key` and `_token` columns) and rows that pass through."""
 
-    rows: list[dict]
-    passthrough: list[dict]
+    rows: pa.Table
+    passthrough: pa.Table | None
     fingerprint: str
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.rows.column("_token").to_pylist()
 
 
 def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint: str) -> StageInput:
@@ -118,21 +125,23 @@ def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint
                 for r in sorted(sources, key=lambda r: r["path"])]
         for r in rows:
             r["_token"] = token(r["path"], r["_key"])
-        return StageInput(rows, [], digest([r["_token"] for r in rows]))
+        table = pa.Table.from_pylist(rows, schema=pa.schema([("path", pa.string()), ("source_kind", pa.string()),
+                                                             ("_key", pa.string()), ("_token", pa.string())]))
+        return StageInput(table, None, digest([r["_token"] for r in rows]))
     prev = previous_stage(name)
     folder = stage_dir(out, prev)
     if not (folder / "_SUCCESS").exists():
         raise StageFailed(f"stage {name} needs stage {prev} to have finished in {out} (no {folder / '_SUCCESS'})")
     info = json.loads((folder / "_stage.json").read_text())
-    id_col = stage_class(prev).id_column
-    table_rows = [r for p in part_files(out, prev) for r in read_part(p, prev).to_pylist()]
-    table_rows.sort(key=lambda r: r[id_col])
-    kept = [r for r in table_rows if r["keep"]]
-    passthrough = [] if stage_cls.fan_out else [r for r in table_rows if not r["keep"]]
-    upstream_key = measure_key_column(prev)
-    for r in kept:
-        r["_key"] = derived_key(r.get(upstream_key), fingerprint)
-        r["_token"] = token(r[stage_cls.measure_unit], r["_key"])
+    table = read_stage(out, prev)
+    table = table.sort_by(stage_class(prev).id_column) if table.num_rows else table
+    keep = pc.fill_null(table.column("keep"), False)
+    kept = table.filter(keep)
+    passthrough = None if stage_cls.fan_out else table.filter(pc.invert(keep))
+    upstream = pc.fill_null(kept.column(measure_key_column(prev)), "-")
+    keys = pc.binary_join_element_wise(upstream, pa.scalar(fingerprint), "/")
+    kept = kept.append_column("_key", keys)
+    kept = kept.append_column("_token", pc.binary_join_element_wise(kept.column(stage_cls.measure_unit), keys, TOKEN_SEP))
     return StageInput(kept, passthrough, info["output_fingerprint"])
 
 
@@ -359,9 +368,13 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
         log.warning("%s: artifact settings changed; removing its artifacts and measurements so they are made anew", name)
         stage_cls.clear_artifacts(out)
         store.clear()
-    lookup = store.lookup({r["_token"] for r in inputs.rows}, keep_errors)
-    todo = [r for r in inputs.rows if r["_token"] not in lookup.reusable]
+    tokens = inputs.tokens
+    lookup = store.lookup(set(tokens), keep_errors)
+    todo_mask = [tok not in lookup.reusable for tok in tokens]
+    todo = inputs.rows.filter(pa.array(todo_mask, pa.bool_())).to_pylist() if any(todo_mask) else []
     retried = sum(r["_token"] in lookup.failed_before for r in todo)
+    total = inputs.rows.num_rows
+    passed = inputs.passthrough.num_rows if inputs.passthrough is not None else 0
     shard_size = cfg.stage(name).resources.shard_size
     shards = [(i // shard_size, todo[i:i + shard_size]) for i in range(0, len(todo), shard_size)]
     interrupted = bool(marker) and not (folder / "_SUCCESS").exists() and marker.get("fingerprint") == fingerprint
@@ -369,12 +382,11 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     remove_file(folder / "_SUCCESS")
     run_stamp = store.new_run_stamp()
     write_json_atomic({"fingerprint": fingerprint, "artifacts_fingerprint": artifacts_fp, "run_stamp": run_stamp,
-                       "rows_in": len(inputs.rows) + len(inputs.passthrough), "to_measure": len(todo),
+                       "rows_in": total + passed, "to_measure": len(todo),
                        "shards": len(shards)}, folder / "_measure.json")
     resumed = interrupted and marker.get("to_measure", 0) > len(todo)
     if todo:
-        log.info("%s: measuring %d of %d rows (%d reused, %d retried)", name, len(todo), len(inputs.rows),
-                 len(inputs.rows) - len(todo), retried)
+        log.info("%s: measuring %d of %d rows (%d reused, %d retried)", name, len(todo), total, total - len(todo), retried)
         check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
         ensure_ray(cfg)
     measure_started = time.time()
@@ -383,38 +395,38 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
         shard_nodes, errors = _execute(stage_cls, cfg, ctx, shards, run_stamp,
                                        cfg.run.progress if progress is None else progress)
         _check_not_alike(name, len(todo), errors)
-    counts = {"measured": len(todo), "retried": retried, "reused": len(inputs.rows) - len(todo),
-              "passed_through": len(inputs.passthrough)}
-    measured_rows = store.rows({r["_token"] for r in inputs.rows})
-    summary = _finish(name, cfg, out, stage, inputs, measured_rows.to_pylist() if measured_rows is not None else [],
+    counts = {"measured": len(todo), "retried": retried, "reused": total - len(todo), "passed_through": passed}
+    measured = _measured_view(stage, inputs, store.rows(set(tokens)))
+    summary = _decide_and_write(name, cfg, out, stage, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
-                       "rows_in": len(inputs.rows) + len(inputs.passthrough), "shards": len(shards),
+                       "rows_in": total + passed, "shards": len(shards),
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
     summary.status = "resumed" if resumed else "ran" if todo else "rebuilt"
     return summary
 
 
-def _merge(stage: Stage, inputs: StageInput, measured: list[dict]) -> list[dict]:
+def _project(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """The table's columns that `target` has, nulls for the others, in target's order and types."""
+    arrays = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in target]
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def _measured_view(stage: Stage, inputs: StageInput, stored: pa.Table | None) -> pa.Table:
     """Rows for decide: each input row's current columns with this stage's stored measurements on top."""
+    target = schema(stage.name)
+    if stored is None:
+        return target.empty_table()
     own = stage.stored_columns()
     if own is None:  # the stage makes its rows anew (ingest, shots)
-        return measured
-    by_id = {r[stage.id_column]: r for r in measured}
-    names = schema(stage.name).names
-    merged = []
-    for row in inputs.rows:
-        stored = by_id[row[stage.id_column]]
-        base = {k: row.get(k) for k in names}
-        base.update({k: v for k, v in stored.items() if k in own})
-        merged.append(base)
-    return merged
-
-
-def _finish(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, inputs: StageInput, measured: list[dict],
-            info: dict) -> StageSummary:
-    names = set(schema(name).names)
-    passthrough = [{k: v for k, v in r.items() if k in names} for r in inputs.passthrough]
-    return _decide_and_write(name, cfg, out, stage, passthrough, _merge(stage, inputs, measured), info)
+        return _project(stored, target)
+    index = pc.index_in(inputs.rows.column(stage.id_column), value_set=stored.column(stage.id_column))
+    if index.null_count:
+        raise StageFailed(f"stage {stage.name}: {index.null_count} rows have no stored measurement after measuring")
+    taken = stored.take(index)
+    arrays = [taken.column(f.name) if f.name in own else
+              inputs.rows.column(f.name) if f.name in inputs.rows.column_names else pa.nulls(inputs.rows.num_rows, f.type)
+              for f in target]
+    return pa.Table.from_arrays(arrays, schema=target)
 
 
 def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSummary:
@@ -424,56 +436,52 @@ def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSum
     stored = _read_json(folder / "_stage.json")
     if stored is None:
         raise StageFailed(f"stage {name} has no finished measurements in {out}; run it first")
-    rows = [r for p in part_files(out, name) for r in read_part(p, name).to_pylist()]
-    key = measure_key_column(name)
-    passthrough = [r for r in rows if r[key] is None]
-    measured = [r for r in rows if r[key] is not None]
+    view = read_stage(out, name, require_success=False)
+    unmeasured = pc.is_null(view.column(measure_key_column(name)))
+    passthrough, measured = view.filter(unmeasured), view.filter(pc.invert(unmeasured))
     remove_file(folder / "_SUCCESS")
     stage = stage_class(name)(cfg, RunContext(out=out, models_dir=cfg.run.models_dir))
     keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
-    counts = {"measured": 0, "retried": 0, "reused": len(measured), "passed_through": len(passthrough)}
+    counts = {"measured": 0, "retried": 0, "reused": measured.num_rows, "passed_through": passthrough.num_rows}
     summary = _decide_and_write(name, cfg, out, stage, passthrough, measured, {**{k: stored.get(k) for k in keys}, **counts})
     summary.status = "decided"
     return summary
 
 
-def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, passthrough: list[dict],
-                      measured: list[dict], info: dict) -> StageSummary:
+def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, passthrough: pa.Table | None,
+                      measured: pa.Table, info: dict) -> StageSummary:
     folder = stage_dir(out, name)
     decide_started = time.time()
-    decided = stage.decide(measured)
-    id_col = stage.id_column
-    all_rows = sorted(passthrough + decided, key=lambda r: r[id_col])
-    backends = {**_upstream_backends(out, name), **stage.backends()}
+    target = schema(name, {**_upstream_backends(out, name), **stage.backends()})
+    decided = _project(stage.decide_table(measured), target)
+    view = pa.concat_tables([_project(passthrough, target), decided]) if passthrough is not None else decided
+    view = view.sort_by(stage.id_column) if view.num_rows else view
     part_rows = cfg.run.manifest_part_rows
     wanted = set()
-    for number, start in enumerate(range(0, len(all_rows), part_rows)):
+    for number, start in enumerate(range(0, view.num_rows, part_rows)):
         path = folder / part_name(number)
-        write_atomic(to_table(name, all_rows[start:start + part_rows], backends), path)
+        write_atomic(view.slice(start, part_rows), path)
         wanted.add(path.name)
     for path in part_files(out, name):
         if path.name not in wanted:
             remove_file(path)
-    errors = sum(1 for r in all_rows if r["error"] is not None)
-    key_col = measure_key_column(name)
-    dropped: dict[str, int] = {}
-    for r in decided:
-        if not r["keep"]:
-            dropped[r["drop_reason"] or "unknown"] = dropped.get(r["drop_reason"] or "unknown", 0) + 1
-    kept = sum(1 for r in all_rows if r["keep"])
-    decide_fp = cfg.fingerprint(name, "decide")
-    view = hashlib.sha256()
-    for r in all_rows:
-        view.update(json.dumps([r[id_col], r.get(key_col), r["keep"], r["drop_reason"], r["error"]]).encode())
+    errors = view.num_rows - view.column("error").null_count
+    keep = pc.fill_null(view.column("keep"), False)
+    kept = pc.sum(keep).as_py() or 0
+    reasons = pc.value_counts(pc.fill_null(decided.filter(pc.invert(pc.fill_null(decided.column("keep"), False)))
+                                           .column("drop_reason"), "unknown")).to_pylist()
+    dropped = {item["values"]: item["counts"] for item in reasons}
+    hours = pc.fill_null(view.column("duration_s" if name == "ingest" else "shots.duration_s"), 0.0)
     record = {
         "stage": name, "stage_version": stage.version, "code_version": code_version(),
         "backends": stage.backends(), "config": cfg.stage(name).model_dump(mode="json"),
-        "decide_fingerprint": decide_fp, "output_fingerprint": view.hexdigest()[:16],
-        "rows_out": len(all_rows), "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
-        "hours_out": _hours(all_rows, name, kept_only=False), "hours_kept": _hours(all_rows, name),
+        "decide_fingerprint": cfg.fingerprint(name, "decide"), "output_fingerprint": _view_fingerprint(view, stage),
+        "rows_out": view.num_rows, "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
+        "hours_out": (pc.sum(hours).as_py() or 0.0) / 3600.0,
+        "hours_kept": (pc.sum(hours.filter(keep)).as_py() or 0.0) / 3600.0,
         "decide_s": time.time() - decide_started, "finished": time.time(), **info,
     }
-    rows_measured = max(1, len(decided))
+    rows_measured = max(1, decided.num_rows)
     max_rate = cfg.stage(name).max_error_rate
     write_json_atomic(record, folder / "_stage.json")
     if errors / rows_measured > max_rate:
@@ -483,9 +491,12 @@ def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage
     return _summary_from(record, "ran")
 
 
-def _hours(rows: list[dict], name: str, kept_only: bool = True) -> float:
-    col = "duration_s" if name == "ingest" else "shots.duration_s"
-    return sum((r.get(col) or 0.0) for r in rows if r["keep"] or not kept_only) / 3600.0
+def _view_fingerprint(view: pa.Table, stage: Stage) -> str:
+    """What later stages' input fingerprints build on: ids, measure keys and decisions of every row."""
+    columns = [stage.id_column, measure_key_column(stage.name), "keep", "drop_reason", "error"]
+    parts = [pc.fill_null(pc.cast(view.column(c), pa.string()), "") for c in columns]
+    lines = pc.binary_join_element_wise(*parts, TOKEN_SEP).to_pylist() if view.num_rows else []
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def _upstream_backends(out: RunPath, name: str) -> dict[str, str]:

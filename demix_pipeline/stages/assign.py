@@ -19,7 +19,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
+
+from demix_pipeline.decide import apply_checks, col, ok_rows, replace
 
 from demix_pipeline.manifest import write_json_atomic
 from demix_pipeline.stages.base import ClipStage
@@ -28,23 +33,11 @@ SUBSETS = ("basic_face", "single_character", "multiple_characters", "sound_event
 
 
 def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float) -> list[str]:
-    kind = row["source_kind"]
-    if kind in talking_head_kinds:
-        return ["basic_face"]
-    if kind not in cinematic_kinds:
-        return []
-    out = []
-    count = row.get("voiceover.human_count")
-    if count == 1:
-        out.append("single_character")
-    elif count is not None and count >= 2:
-        out.append("multiple_characters")
-    effects, music = row.get("demix.a_effects_dbfs"), row.get("demix.a_music_dbfs")
-    if effects is not None and effects >= silence_dbfs:
-        out.append("sound_event")
-    if music is not None and music >= silence_dbfs:
-        out.append("visual_mood")
-    return out
+    """The subsets of one clip (subset_masks on a table of one row)."""
+    from demix_pipeline.decide import rows_table
+
+    masks = subset_masks(rows_table("assign", [dict(row, error=None)]), talking_head_kinds, cinematic_kinds, silence_dbfs)
+    return [SUBSETS[j] for j in np.nonzero(masks[0])[0]]
 
 
 def source_order_key(seed: str, source_id: str) -> str:
@@ -54,43 +47,60 @@ def source_order_key(seed: str, source_id: str) -> str:
 def place_sources(sources: dict[str, dict], recorded: dict[str, str], seed: str, test_clips: int) -> dict[str, tuple[str, str]]:
     """source_id -> (split, reason) for every source; recorded placements are kept as they are.
 
-    `sources` maps source_id -> {"clips": n, "subsets": set(...)} for this run's kept clips.
+    `sources` maps source_id -> {"clips": n, "subsets": set(...)} for this run's kept clips. One sort of
+    the new sources, then linear passes: O(n log n).
     """
     placed = {sid: (side, "recorded") for sid, side in recorded.items() if sid in sources}
     new = sorted((sid for sid in sources if sid not in recorded), key=lambda sid: source_order_key(seed, sid))
-    in_test = {sid for sid, (side, _) in placed.items() if side == "test"}
-    in_train = {sid for sid, (side, _) in placed.items() if side == "train"}
-    test_count = sum(sources[sid]["clips"] for sid in in_test)
+    in_train = sum(1 for side, _ in placed.values() if side == "train")
+    unplaced = len(new)
+    test_count = sum(sources[sid]["clips"] for sid, (side, _) in placed.items() if side == "test")
+    covered: set[str] = set().union(*(sources[sid]["subsets"] for sid, (side, _) in placed.items() if side == "test"))
+    having = {subset: (sid for sid in new if subset in sources[sid]["subsets"]) for subset in SUBSETS}
 
-    def covered() -> set[str]:
-        return set().union(*(sources[sid]["subsets"] for sid in in_test)) if in_test else set()
+    def to_test(sid: str, reason: str) -> None:
+        nonlocal unplaced, test_count
+        placed[sid] = ("test", reason)
+        unplaced -= 1
+        test_count += sources[sid]["clips"]
+        covered.update(sources[sid]["subsets"])
 
     for subset in SUBSETS:
-        if subset in covered():
+        if subset in covered:
             continue
-        candidates = [sid for sid in new if sid not in placed and subset in sources[sid]["subsets"]]
-        remaining_train = len(in_train) + len([sid for sid in new if sid not in placed]) - 1
-        if candidates and remaining_train >= 1:
-            sid = candidates[0]
-            placed[sid] = ("test", f"covers {subset}")
-            in_test.add(sid)
-            test_count += sources[sid]["clips"]
+        candidate = next((sid for sid in having[subset] if sid not in placed), None)
+        if candidate is not None and in_train + unplaced - 1 >= 1:
+            to_test(candidate, f"covers {subset}")
     for sid in new:
         if sid in placed:
             continue
-        others_left = len(in_train) + len([s for s in new if s not in placed]) - 1
-        if test_count + sources[sid]["clips"] <= test_clips and others_left >= 1:
-            placed[sid] = ("test", "fills test_size")
-            in_test.add(sid)
-            test_count += sources[sid]["clips"]
+        if test_count + sources[sid]["clips"] <= test_clips and in_train + unplaced - 1 >= 1:
+            to_test(sid, "fills test_size")
         else:
             placed[sid] = ("train", "train")
-            in_train.add(sid)
+            in_train += 1
+            unplaced -= 1
     return placed
+
+
+def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float) -> np.ndarray:
+    """(rows, 5) booleans: membership of each error-free row in each of SUBSETS, column-wise."""
+    kind = col(table, "source_kind", pa.string())
+    talking = pc.fill_null(pc.is_in(kind, pa.array(talking_head_kinds, pa.string())), False)
+    cinematic = pc.and_(pc.fill_null(pc.is_in(kind, pa.array(cinematic_kinds, pa.string())), False), pc.invert(talking))
+    count = col(table, "voiceover.human_count", pa.int32())
+    masks = [talking,
+             pc.and_kleene(cinematic, pc.equal(count, 1)),
+             pc.and_kleene(cinematic, pc.greater_equal(count, 2)),
+             pc.and_kleene(cinematic, pc.greater_equal(col(table, "demix.a_effects_dbfs"), silence_dbfs)),
+             pc.and_kleene(cinematic, pc.greater_equal(col(table, "demix.a_music_dbfs"), silence_dbfs))]
+    ok = ok_rows(table)
+    return np.stack([pc.and_(pc.fill_null(m, False), ok).to_numpy(zero_copy_only=False) for m in masks], axis=1)
 
 
 class AssignStage(ClipStage):
     name = "assign"
+    decide_scope = "corpus"  # the split places whole sources, seeing all of them
 
     def measure_one(self, row: dict) -> dict:
         return dict(row)  # everything assign does is a decision over stored measurements
@@ -100,31 +110,36 @@ class AssignStage(ClipStage):
         key = self.pipeline_config.fingerprint_of({"seed": cfg.split_seed, "test_size": cfg.test_size})
         return self.ctx.out / "artifacts" / "split" / f"{key}.json"
 
-    def decide(self, rows: list[dict]) -> list[dict]:
+    def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
-        out_rows = []
-        sources: dict[str, dict] = {}
-        for row in rows:
-            row = dict(row)
-            if row["error"] is None:
-                row["subsets"] = clip_subsets(row, cfg.talking_head_kinds, cfg.cinematic_kinds, cfg.silence_dbfs)
-                row["keep"] = bool(row["subsets"])
-                row["drop_reason"] = None if row["keep"] else "no_subset"
-                if row["keep"]:
-                    entry = sources.setdefault(row["source_id"], {"clips": 0, "subsets": set()})
-                    entry["clips"] += 1
-                    entry["subsets"].update(row["subsets"])
-            out_rows.append(row)
-        total = sum(entry["clips"] for entry in sources.values())
+        masks = subset_masks(table, cfg.talking_head_kinds, cfg.cinematic_kinds, cfg.silence_dbfs)
+        ok = ok_rows(table).to_numpy(zero_copy_only=False)
+        rows, which = np.nonzero(masks)
+        offsets = np.concatenate([[0], np.cumsum(masks.sum(axis=1))]).astype(np.int32)
+        subsets = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.array(SUBSETS, dtype=object)[which], pa.string()),
+                                           mask=pa.array(~ok))
+        table = replace(table, {"subsets": subsets})
+        table = apply_checks(table, [("no_subset", pa.array(ok & (masks.sum(axis=1) == 0)))])
+        # the split: gather the kept clips' sources (clip count, subsets present) and place them
+        kept = table.column("keep").to_numpy(zero_copy_only=False)
+        encoded = pc.dictionary_encode(table.column("source_id")).combine_chunks()
+        source_index = encoded.indices.to_numpy(zero_copy_only=False)
+        source_ids = encoded.dictionary.to_pylist()
+        clips = np.bincount(source_index[kept], minlength=len(source_ids))
+        present = np.zeros((len(source_ids), len(SUBSETS)), dtype=bool)
+        np.logical_or.at(present, source_index[kept], masks[kept])
+        sources = {source_ids[i]: {"clips": int(clips[i]), "subsets": {SUBSETS[j] for j in np.nonzero(present[i])[0]}}
+                   for i in np.nonzero(clips)[0]}
+        total = int(clips.sum())
         test_clips = int(cfg.test_size) if cfg.test_size >= 1 else int(round(cfg.test_size * total))
         path = self.registry_path()
         recorded = json.loads(path.read_text())["sources"] if path.exists() else {}
         placed = place_sources(sources, recorded, cfg.split_seed, test_clips)
         write_json_atomic({"split_seed": cfg.split_seed, "test_size": cfg.test_size,
                            "sources": {**recorded, **{sid: side for sid, (side, _) in placed.items()}}}, path)
-        for row in out_rows:
-            if row.get("keep") and row["error"] is None:
-                row["split"], row["assign.split_reason"] = placed[row["source_id"]]
-            else:
-                row["split"], row["assign.split_reason"] = None, None
-        return out_rows
+        side = pa.array([placed.get(sid, (None, None))[0] for sid in source_ids], pa.string())
+        reason = pa.array([placed.get(sid, (None, None))[1] for sid in source_ids], pa.string())
+        keep_mask = pa.array(kept)
+        none = pa.scalar(None, pa.string())
+        return replace(table, {"split": pc.if_else(keep_mask, side.take(pa.array(source_index)), none),
+                               "assign.split_reason": pc.if_else(keep_mask, reason.take(pa.array(source_index)), none)})

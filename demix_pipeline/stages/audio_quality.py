@@ -13,9 +13,12 @@ clean talking heads score 3.7-4.1, every music-backed clip measured here 1.2-2.3
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from demix_pipeline.backends.quality.dnsmos import Dnsmos
 from demix_pipeline.backends.vad.silero_onnx import SileroVAD
+from demix_pipeline.decide import any_of, apply_checks, below, col
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.stages.base import ClipStage, ModelUse
@@ -107,31 +110,23 @@ class AudioQualityStage(ClipStage):
             prefix + "bandwidth_hz": levels.bandwidth_hz(native_mono, audio.rate, cfg.bandwidth_drop_db),
         }
 
-    def decide_one(self, row: dict) -> dict:
-        cfg, p = self.cfg, "audio_quality."
-        reason = None
-        if row[p + "rms_dbfs"] < cfg.min_rms_dbfs:
-            reason = "silent"
-        elif row[p + "silence_ratio"] > cfg.max_silence_ratio:
-            reason = "mostly_silent"
-        elif row[p + "clipping_ratio"] > cfg.max_clipping_ratio:
-            reason = "clipped"
-        elif row[p + "bandwidth_hz"] < cfg.min_bandwidth_hz:
-            reason = "low_bandwidth"
-        elif any(_below(row.get(f"{p}aes_{axis}"), getattr(cfg, f"min_aes_{axis}")) for axis in ("ce", "cu", "pc", "pq")):
-            reason = "low_aesthetics"
-        elif self._dnsmos_applies(row) and (_below(row[p + "dnsmos_sig"], cfg.min_dnsmos_sig)
-                                            or _below(row[p + "dnsmos_ovrl"], cfg.min_dnsmos_ovrl)):
-            reason = "low_speech_quality"
-        row["keep"], row["drop_reason"] = reason is None, reason
-        return row
+    def decide_table(self, table: pa.Table) -> pa.Table:
+        cfg = self.cfg
 
-    def _dnsmos_applies(self, row: dict) -> bool:
-        """DNSMOS judges the speech only in speech-dominant clips with a clean background."""
-        p = "audio_quality."
-        return (row[p + "dnsmos_bak"] is not None and row[p + "speech_ratio"] >= self.cfg.dnsmos_min_speech_ratio
-                and row[p + "dnsmos_bak"] >= self.cfg.dnsmos_min_bak)
+        def c(name: str):
+            return col(table, "audio_quality." + name)
 
-
-def _below(value: float | None, floor: float | None) -> bool:
-    return value is not None and floor is not None and value < floor
+        aesthetics = any_of([below(c(f"aes_{axis}"), getattr(cfg, f"min_aes_{axis}")) for axis in ("ce", "cu", "pc", "pq")])
+        # DNSMOS judges the speech only in speech-dominant clips with a clean background
+        dnsmos_applies = pc.and_kleene(pc.greater_equal(c("speech_ratio"), cfg.dnsmos_min_speech_ratio),
+                                       pc.greater_equal(c("dnsmos_bak"), cfg.dnsmos_min_bak))
+        poor_speech = pc.and_(pc.fill_null(dnsmos_applies, False),
+                              any_of([below(c("dnsmos_sig"), cfg.min_dnsmos_sig), below(c("dnsmos_ovrl"), cfg.min_dnsmos_ovrl)]))
+        return apply_checks(table, [
+            ("silent", pc.less(c("rms_dbfs"), cfg.min_rms_dbfs)),
+            ("mostly_silent", pc.greater(c("silence_ratio"), cfg.max_silence_ratio)),
+            ("clipped", pc.greater(c("clipping_ratio"), cfg.max_clipping_ratio)),
+            ("low_bandwidth", pc.less(c("bandwidth_hz"), cfg.min_bandwidth_hz)),
+            ("low_aesthetics", aesthetics),
+            ("low_speech_quality", poor_speech),
+        ])

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import pyarrow as pa
+
 from demix_pipeline.config import PipelineConfig, StageConfig
 from demix_pipeline.storage import RunPath, local_input
 
@@ -107,9 +109,21 @@ class Stage:
         """What a failed input row becomes in the output."""
         raise NotImplementedError
 
+    # "row": each row is decided on its own (a part can be re-decided where it lies); "corpus": decide needs all
+    # rows (ingest duplicates, the test split) and gathers only the columns it reads
+    decide_scope: ClassVar[str] = "row"
+
+    def decide_table(self, table: pa.Table) -> pa.Table:
+        """keep/drop_reason (and decided columns) from stored measurements and the config's thresholds,
+        column-wise (demix_pipeline/decide.py); no I/O, no model, no loop over rows."""
+        return table
+
     def decide(self, rows: list[dict]) -> list[dict]:
-        """Set keep/drop_reason from stored measurements and the config's thresholds; no I/O."""
-        return rows
+        """decide_table for a few rows given as dicts (tests, small tools)."""
+        from demix_pipeline.decide import rows_table
+
+        decided = self.decide_table(rows_table(self.name, rows)).to_pylist()
+        return [{**row, **new} for row, new in zip(rows, decided)]
 
 
 class ClipStage(Stage):
@@ -132,12 +146,9 @@ class ClipStage(Stage):
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         return [failed(row, exc)]
 
-    def decide(self, rows: list[dict]) -> list[dict]:
-        return [row if row["error"] is not None else self.decide_one(dict(row)) for row in rows]
-
     def decide_one(self, row: dict) -> dict:
-        """keep/drop_reason of one measured, error-free row."""
-        raise NotImplementedError
+        """keep/drop_reason of one measured row (decide_table on a table of one)."""
+        return self.decide([dict(row, error=row.get("error"), drop_reason=row.get("drop_reason"))])[0]
 
 
 def failed(row: dict, exc: BaseException) -> dict:

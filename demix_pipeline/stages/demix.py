@@ -16,10 +16,13 @@ from __future__ import annotations
 
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import soundfile
 import soxr
 
 from demix_pipeline.backends.separation.offline import OfflineSeparatorA, OfflineSeparatorB
+from demix_pipeline.decide import apply_checks, col, only_ok, replace
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.stages.base import ClipStage, ModelUse
@@ -148,13 +151,18 @@ class DemixStage(ClipStage):
         }
         return measured, a
 
-    def decide_one(self, row: dict) -> dict:
+    def decide_table(self, table: pa.Table) -> pa.Table:
         """Pick the comparable pairs from the stored stem levels; drop when one of them disagrees."""
         cfg = self.cfg
-        pairs = comparable_pairs(row["demix.a_music_dbfs"], row["demix.a_effects_dbfs"], cfg.silence_dbfs)
-        worst = max(row[f"demix.l1_{pair}"] for pair in pairs)
-        row["demix.pairs"] = ",".join(pairs)
-        row["demix.max_l1"] = worst
-        row["keep"] = worst <= cfg.max_l1
-        row["drop_reason"] = None if row["keep"] else "separation_disagrees"
-        return row
+        music_silent = pc.fill_null(pc.less(col(table, "demix.a_music_dbfs"), cfg.silence_dbfs), False)
+        effects_silent = pc.fill_null(pc.less(col(table, "demix.a_effects_dbfs"), cfg.silence_dbfs), False)
+        pairs = pc.if_else(pc.and_(music_silent, effects_silent), ",".join(PAIRS),
+                           pc.if_else(music_silent, "speech,others_effects",
+                                      pc.if_else(effects_silent, "speech,others_music", "speech")))
+        none = pa.scalar(None, pa.float64())
+        worst = pc.max_element_wise(col(table, "demix.l1_speech"),
+                                    pc.if_else(music_silent, col(table, "demix.l1_others_effects"), none),
+                                    pc.if_else(effects_silent, col(table, "demix.l1_others_music"), none), skip_nulls=True)
+        table = replace(table, {"demix.pairs": only_ok(table, pairs, "demix.pairs"),
+                                "demix.max_l1": only_ok(table, worst, "demix.max_l1")})
+        return apply_checks(table, [("separation_disagrees", pc.greater(worst, cfg.max_l1))])

@@ -4,8 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
+from demix_pipeline.decide import apply_checks, col, only_ok, replace
 from demix_pipeline.media.hashing import content_id
 from demix_pipeline.media.probe import ProbeError, probe
 from demix_pipeline.stages.base import Stage, failed
@@ -76,29 +79,28 @@ class IngestStage(Stage):
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         return [failed(self._base_row(row), exc)]
 
-    def decide(self, rows: list[dict]) -> list[dict]:
+    decide_scope = "corpus"  # duplicates are found across all sources
+
+    def decide_table(self, table: pa.Table) -> pa.Table:
+        cfg = self.cfg
+        codec = col(table, "ingest.video_codec", pa.string())
+        no_video = pc.or_kleene(pc.is_null(codec), pc.equal(codec, ""))
+        no_audio = pc.and_(pa.scalar(cfg.require_audio), pc.invert(pc.fill_null(col(table, "has_audio", pa.bool_()), False)))
+        too_short = pc.less(pc.fill_null(col(table, "duration_s"), 0.0), cfg.min_duration_s)
+        checks = [("no_video", no_video), ("no_audio", no_audio), ("too_short", too_short)]
+        decided = apply_checks(table, checks)
+        # among the sources that pass, the first path (in path order) of each content id is the original
+        candidates = pc.fill_null(decided.column("keep"), False).to_pylist()
+        uris = table.column("source_uri").to_pylist()
+        ids = table.column("source_id").to_pylist()
         first_uri: dict[str, str] = {}
-        out = []
-        for row in sorted(rows, key=lambda r: r["source_uri"]):
-            row = dict(row)
-            if row["error"] is not None:
-                out.append(row)
-                continue
-            reason = None
-            if not row["ingest.video_codec"]:
-                reason = "no_video"
-            elif self.cfg.require_audio and not row["has_audio"]:
-                reason = "no_audio"
-            elif (row["duration_s"] or 0) < self.cfg.min_duration_s:
-                reason = "too_short"
-            elif row["source_id"] in first_uri:
-                reason = "duplicate"
-            row["ingest.duplicate_of"] = first_uri.get(row["source_id"]) if reason == "duplicate" else None
-            if reason is None:
-                first_uri[row["source_id"]] = row["source_uri"]
-            row["keep"], row["drop_reason"] = reason is None, reason
-            out.append(row)
-        return out
+        for index in sorted((i for i, ok in enumerate(candidates) if ok), key=uris.__getitem__):
+            first_uri.setdefault(ids[index], uris[index])
+        duplicate_of = [first_uri[ids[i]] if ok and first_uri[ids[i]] != uris[i] else None for i, ok in enumerate(candidates)]
+        is_duplicate = pa.array([d is not None for d in duplicate_of])
+        decided = replace(decided, {"ingest.duplicate_of": only_ok(table, pa.array(duplicate_of, pa.string()),
+                                                                    "ingest.duplicate_of")})
+        return apply_checks(decided, checks + [("duplicate", is_duplicate)])
 
 
 class InputError(ValueError):

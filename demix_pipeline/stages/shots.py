@@ -13,9 +13,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from demix_pipeline.backends.shot_detection import ShotBoundaries, make_detector
 from demix_pipeline.config import ShotsConfig
+from demix_pipeline.decide import any_of, apply_checks, col
 from demix_pipeline.media.cut import ClipSpan, cut_clip
 from demix_pipeline.media.ffmpeg import ffmpeg_binary, ffmpeg_version
 from demix_pipeline.stages.base import Stage, failed
@@ -170,18 +173,8 @@ class ShotsStage(Stage):
         base = {"clip_id": f"{row['source_id']}-error", "source_id": row["source_id"], "source_kind": row["source_kind"]}
         return [failed(base, exc)]
 
-    def decide(self, rows: list[dict]) -> list[dict]:
-        out = []
-        for row in rows:
-            row = dict(row)
-            if row["error"] is None:
-                duration = row["shots.duration_s"]
-                if row["clip_uri"] is None or duration < self.cfg.min_clip_s:
-                    reason = "too_short"
-                elif duration > self.cfg.max_clip_s:
-                    reason = "too_long"
-                else:
-                    reason = None
-                row["keep"], row["drop_reason"] = reason is None, reason
-            out.append(row)
-        return out
+    def decide_table(self, table: pa.Table) -> pa.Table:
+        duration = col(table, "shots.duration_s")
+        no_file = pc.is_null(col(table, "clip_uri", pa.string()))
+        return apply_checks(table, [("too_short", any_of([no_file, pc.less(duration, self.cfg.min_clip_s)])),
+                                    ("too_long", pc.greater(duration, self.cfg.max_clip_s))])

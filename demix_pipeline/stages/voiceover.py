@@ -20,11 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from demix_pipeline.backends.asd.base import TrackCrops, face_crop
 from demix_pipeline.backends.detection.base import Detection
 from demix_pipeline.backends.detection.tracker import IoUTracker
 from demix_pipeline.backends.diarization.base import Turn, speech_seconds
+from demix_pipeline.decide import apply_checks, col
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.media.frames import gray, iter_frames_at
 from demix_pipeline.stages.base import ClipStage, ModelUse
@@ -297,15 +300,13 @@ class VoiceoverStage(ClipStage):
         return entry
 
     # decide ------------------------------------------------------------------------------------
-    def decide_one(self, row: dict) -> dict:
+    def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
         mode = "uncovered" if cfg.coverage == "person_or_speaker" else "no_speaker"
-        seconds, fraction = row[f"voiceover.{mode}_speech_s"], row[f"voiceover.{mode}_speech_frac"]
-        has_speech = row["voiceover.speech_s"] >= cfg.min_speech_s
-        voice_over = has_speech and seconds > cfg.max_uncovered_s and fraction > cfg.max_uncovered_frac
-        row["keep"] = not voice_over
-        row["drop_reason"] = "voice_over" if voice_over else None
-        return row
+        has_speech = pc.greater_equal(col(table, "voiceover.speech_s"), cfg.min_speech_s)
+        voice_over = pc.and_kleene(pc.and_kleene(has_speech, pc.greater(col(table, f"voiceover.{mode}_speech_s"), cfg.max_uncovered_s)),
+                                   pc.greater(col(table, f"voiceover.{mode}_speech_frac"), cfg.max_uncovered_frac))
+        return apply_checks(table, [("voice_over", voice_over)])
 
 
 def _versions(*packages: str) -> dict[str, str]:
