@@ -331,6 +331,15 @@ def read_stage(out: str | RunPath, stage: str, require_success: bool = True) -> 
     return pa.concat_tables([read_part(p, stage) for p in parts])
 
 
+def read_stage_columns(out: str | RunPath, stage: str, columns: list[str]) -> pa.Table:
+    """Only these columns of a finished stage, part by part (what status, stats and the report need)."""
+    folder = stage_dir(out, stage)
+    if not (folder / "_SUCCESS").exists():
+        raise ManifestError(f"{folder}: stage '{stage}' has not finished (no _SUCCESS); run it first")
+    parts = [read_columns(p, columns) for p in part_files(out, stage)]
+    return pa.concat_tables(parts) if parts else schema(stage).empty_table().select(columns)
+
+
 def render_docs() -> str:
     """Markdown for manifests/README.md: one table per stage, every column."""
     lines = [

@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from demix_pipeline.config import STAGE_ORDER
-from demix_pipeline.manifest import read_stage, stage_dir, write_text_atomic
+from demix_pipeline.manifest import read_stage_columns, schema, stage_dir, write_text_atomic
 from demix_pipeline.stages.assign import SUBSETS
-from demix_pipeline.stats import dataset_stats, status_rows
+from demix_pipeline.stats import dataset_stats, kept_clips, status_rows, subset_membership
 from demix_pipeline.storage import RunPath, local_input, run_root
 
 MEASURES = [  # (column, label) shown as histograms over the clips that reached the column's stage
@@ -41,7 +43,8 @@ def _table(element_id: str, header: list[str], body: list[list]) -> str:
 
 def _histogram(values: list[float], label: str, bins: int = 20) -> str:
     """An inline SVG bar chart of `values`."""
-    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    data = np.asarray(values, np.float64)
+    data = data[np.isfinite(data)]  # nulls arrive as nan
     if data.size == 0:
         return f"<figure><figcaption>{html.escape(label)}: no values</figcaption></figure>"
     counts, edges = np.histogram(data, bins=bins if data.max() > data.min() else 1)
@@ -77,11 +80,8 @@ def _thumbnail_of(clip: RunPath) -> str | None:
         return _thumbnail(local)
 
 
-def _last_rows(out: RunPath) -> list[dict]:
-    for name in reversed(STAGE_ORDER):
-        if (stage_dir(out, name) / "_SUCCESS").exists():
-            return read_stage(out, name).to_pylist()
-    return []
+def _last_stage(out: RunPath) -> str | None:
+    return next((name for name in reversed(STAGE_ORDER) if (stage_dir(out, name) / "_SUCCESS").exists()), None)
 
 
 def build_report(out: str | RunPath, dest: str | RunPath | None = None, thumbs_per_subset: int = 4) -> RunPath:
@@ -112,31 +112,35 @@ def build_report(out: str | RunPath, dest: str | RunPath | None = None, thumbs_p
     parts.append("<h2>Funnel</h2>" + _table("funnel", ["stage", "state", "rows in", "hours in", "rows out", "kept",
                                                        "hours kept", "errors", "dropped by reason"], body))
     # distributions
-    rows = _last_rows(out)
-    for row in rows:
-        if row.get("voiceover.speech_s") is not None and row.get("shots.duration_s"):
-            row["speech_fraction"] = row["voiceover.speech_s"] / row["shots.duration_s"]
-        elif "voiceover.speech_s" in row:
-            row["speech_fraction"] = None
-    if rows:
+    last = _last_stage(out)
+    present = [column for column, _ in MEASURES if last and column in schema(last).names]
+    values = read_stage_columns(out, last, present) if present else None
+    if values is not None and values.num_rows:
+        if "voiceover.speech_s" in present and "shots.duration_s" in present:
+            duration = values.column("shots.duration_s")
+            fraction = pc.divide(values.column("voiceover.speech_s"), pc.if_else(pc.greater(duration, 0), duration, None))
+            values = values.append_column("speech_fraction", fraction)
         parts.append("<h2>Distributions</h2><p class='note'>over every clip row of the last finished stage</p>")
-        parts += [_histogram([r.get(column) for r in rows], label) for column, label in MEASURES if column in rows[0]]
+        parts += [_histogram(values.column(column).to_numpy(zero_copy_only=False), label)
+                  for column, label in MEASURES if column in values.column_names]
     # subsets, overlaps, split
     if (stage_dir(out, "assign") / "_SUCCESS").exists():
-        stats = dataset_stats(out)
+        kept = kept_clips(out, ["clip_id", "clip_uri", "caption.text"])
+        stats = dataset_stats(out, kept)
         parts.append("<h2>Subsets</h2>" + _table(
             "subsets", ["subset", "clips", "hours", "train clips", "test clips"],
             [[s["subset"], s["clips"], f"{s['hours']:.3f}", s["train_clips"], s["test_clips"]] for s in stats["subsets"]]
             + [["distinct clips", stats["distinct_clips"], f"{stats['hours']:.3f}", stats["train_clips"], stats["test_clips"]]]))
-        kept = [r for r in read_stage(out, "assign").to_pylist() if r["keep"]]
-        overlap = [[a] + [sum(a in r["subsets"] and b in r["subsets"] for r in kept) for b in SUBSETS] for a in SUBSETS]
+        member = subset_membership(kept)
+        overlap = [[a] + [int((member[:, i] & member[:, j]).sum()) for j in range(len(SUBSETS))] for i, a in enumerate(SUBSETS)]
         parts.append("<h3>Overlaps (clips in both)</h3>" + _table("overlaps", ["subset", *SUBSETS], overlap))
         parts.append("<h3>Test split</h3>" + _table("split", ["side", "clips", "sources", "hours"], [
             ["train", stats["train_clips"], stats["train_sources"], f"{stats['train_hours']:.3f}"],
             ["test", stats["test_clips"], stats["test_sources"], f"{stats['test_hours']:.3f}"]]))
         parts.append("<h2>Thumbnails</h2>")
         for subset in SUBSETS:
-            members = sorted((r for r in kept if subset in r["subsets"]), key=lambda r: r["clip_id"])[:thumbs_per_subset]
+            chosen = kept.filter(pa.array(member[:, SUBSETS.index(subset)]))
+            members = chosen.sort_by("clip_id").slice(0, thumbs_per_subset).to_pylist() if chosen.num_rows else []
             images = [(r, _thumbnail_of(out / r["clip_uri"])) for r in members]
             tags = "".join(f'<img src="{uri}" alt="{html.escape(r["clip_id"])}" title="{html.escape(r.get("caption.text") or "")}">'
                            for r, uri in images if uri)

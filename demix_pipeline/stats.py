@@ -3,30 +3,50 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from demix_pipeline.config import STAGE_ORDER
-from demix_pipeline.manifest import read_stage, stage_dir
+from demix_pipeline.manifest import read_stage_columns, stage_dir
 from demix_pipeline.measurements import MEASURE_DIR
 from demix_pipeline.stages.assign import SUBSETS
 from demix_pipeline.storage import RunPath
 
 
-def dataset_stats(out: str | RunPath) -> dict:
-    rows = [r for r in read_stage(out, "assign").to_pylist() if r["keep"]]
+def subset_membership(table: pa.Table) -> np.ndarray:
+    """(rows, 5) booleans from the `subsets` list column: which of SUBSETS each row is in."""
+    subsets = table.column("subsets").combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(subsets), 0).to_numpy(zero_copy_only=False)
+    names = pc.list_flatten(subsets).to_numpy(zero_copy_only=False)
+    rows = np.repeat(np.arange(table.num_rows), lengths)
+    member = np.zeros((table.num_rows, len(SUBSETS)), dtype=bool)
+    for j, name in enumerate(SUBSETS):
+        member[rows[names == name], j] = True
+    return member
 
-    def hours(selected: list[dict]) -> float:
-        return sum(r["shots.duration_s"] or 0.0 for r in selected) / 3600.0
 
-    subsets = []
-    for name in SUBSETS:
-        members = [r for r in rows if name in (r["subsets"] or [])]
-        subsets.append({"subset": name, "clips": len(members), "hours": hours(members),
-                        "test_clips": sum(r["split"] == "test" for r in members),
-                        "train_clips": sum(r["split"] == "train" for r in members)})
-    test = [r for r in rows if r["split"] == "test"]
-    train = [r for r in rows if r["split"] == "train"]
-    return {"subsets": subsets, "distinct_clips": len(rows), "hours": hours(rows),
-            "test_clips": len(test), "train_clips": len(train), "test_hours": hours(test), "train_hours": hours(train),
-            "test_sources": len({r["source_id"] for r in test}), "train_sources": len({r["source_id"] for r in train})}
+def kept_clips(out: str | RunPath, columns: list[str] = ()) -> pa.Table:
+    """The assign stage's kept rows, only the columns the figures need."""
+    wanted = list(dict.fromkeys(["keep", "source_id", "subsets", "split", "shots.duration_s", *columns]))
+    table = read_stage_columns(out, "assign", wanted)
+    return table.filter(pc.fill_null(table.column("keep"), False))
+
+
+def dataset_stats(out: str | RunPath, kept: pa.Table | None = None) -> dict:
+    kept = kept_clips(out) if kept is None else kept
+    member = subset_membership(kept)
+    hours_of = pc.fill_null(kept.column("shots.duration_s"), 0.0).to_numpy(zero_copy_only=False) / 3600.0
+    split = kept.column("split").to_numpy(zero_copy_only=False)
+    sources = kept.column("source_id").to_numpy(zero_copy_only=False)
+    test, train = split == "test", split == "train"
+    subsets = [{"subset": name, "clips": int(member[:, j].sum()), "hours": float(hours_of[member[:, j]].sum()),
+                "test_clips": int((member[:, j] & test).sum()), "train_clips": int((member[:, j] & train).sum())}
+               for j, name in enumerate(SUBSETS)]
+    return {"subsets": subsets, "distinct_clips": kept.num_rows, "hours": float(hours_of.sum()),
+            "test_clips": int(test.sum()), "train_clips": int(train.sum()),
+            "test_hours": float(hours_of[test].sum()), "train_hours": float(hours_of[train].sum()),
+            "test_sources": len(set(sources[test])), "train_sources": len(set(sources[train]))}
 
 
 def stats_table(stats: dict) -> tuple[list[str], list[list[str]]]:

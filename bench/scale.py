@@ -1,0 +1,146 @@
+"""Driver cost at corpus scale: each `demix decide`, `status`, `stats` and `report` over a run of --clips rows.
+
+The run folder is built by replicating the manifests of a real run (every column as measured,
+nested voiceover tracks and caption structures included) under new source and clip ids: either
+--from RUN, or a run of the offline pipeline over the --seed-files smallest videos found in
+--media. Each command runs in its own process; its wall time and peak RSS are what it cost the
+driver. Goals (issue 12): every decide within 20 s, stats within 5 s, report within 30 s, peak RSS
+under 1.5 GB.
+
+    python bench/scale.py --clips 400000 [--media DIR | --from RUN] [--json FILE] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demix_pipeline.config import STAGE_ORDER  # noqa: E402
+from demix_pipeline.manifest import part_name, read_stage, stage_dir, write_atomic  # noqa: E402
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+# runs one CLI command and reports its own peak RSS (ru_maxrss, KiB on Linux) on the last line of stderr
+WRAPPER = ("import json, resource, sys; from demix_pipeline.cli import main; code = main(sys.argv[1:]); "
+           "print(json.dumps({'rc': code, 'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), "
+           "file=sys.stderr); sys.exit(code)")
+
+
+def seed_run(media: Path, files: int, workdir: Path) -> Path:
+    videos = sorted((p for p in media.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()),
+                    key=lambda p: p.stat().st_size)[:files]
+    if not videos:
+        raise SystemExit(f"no videos found under {media}")
+    out = workdir / "seed"
+    cmd = [sys.executable, "-m", "demix_pipeline.cli", "run", "--input", *map(str, videos), "--out", str(out),
+           "--set", "run.progress=false", "--set", "shots.encode.preset=ultrafast", "--set", "assign.test_size=0.2"]
+    print(f"seed run over {len(videos)} videos of {media} ...", file=sys.stderr)
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return out
+
+
+def _renamed(table: pa.Table, copy: int, id_columns: list[str]) -> pa.Table:
+    """The table with its source ids made unique to this copy (clip ids follow their source's)."""
+    prefix = f"{copy:07x}"
+    for name in id_columns:
+        index = table.schema.get_field_index(name)
+        values = pc.binary_join_element_wise(pa.scalar(prefix), pc.utf8_slice_codeunits(table.column(name), 7), "")
+        table = table.set_column(index, table.schema.field(index), values)
+    return table
+
+
+def replicate(seed: Path, clips: int, out: Path, part_rows: int) -> dict:
+    """Every finished stage of `seed`, its clip rows repeated (with new ids) to `clips` rows."""
+    shots_rows = read_stage(seed, "shots").num_rows
+    copies = math.ceil(clips / max(1, shots_rows))
+    counts = {}
+    for name in STAGE_ORDER:
+        folder = stage_dir(seed, name)
+        if not (folder / "_SUCCESS").exists():
+            continue
+        table = read_stage(seed, name)
+        ids = ["source_id"] if name == "ingest" else ["source_id", "clip_id"]
+        target = stage_dir(out, name)
+        target.mkdir(parents=True, exist_ok=True)
+        limit = None if name == "ingest" else clips
+        number, written, buffer = 0, 0, []
+        for copy in range(copies):
+            buffer.append(_renamed(table, copy, ids))
+            if sum(t.num_rows for t in buffer) >= part_rows or copy == copies - 1:
+                chunk = pa.concat_tables(buffer)
+                if limit is not None:
+                    chunk = chunk.slice(0, max(0, limit - written))
+                if chunk.num_rows:
+                    write_atomic(chunk.sort_by(ids[-1]), target / part_name(number))
+                    number, written = number + 1, written + chunk.num_rows
+                buffer = []
+        record = json.loads((folder / "_stage.json").read_text())
+        record.update(rows_out=written, rows_in=written)
+        (target / "_stage.json").write_text(json.dumps(record))
+        (target / "_SUCCESS").write_text("")
+        counts[name] = written
+    return counts
+
+
+def timed(args: list[str]) -> dict:
+    started = time.time()
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=REPO, capture_output=True, text=True)
+    seconds = time.time() - started
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "{}"
+    try:
+        info = json.loads(last)
+    except json.JSONDecodeError:
+        info = {"rc": done.returncode}
+    if done.returncode != 0:
+        print(f"  {' '.join(args[:2])} failed: {done.stderr[-800:]}", file=sys.stderr)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(info.get("maxrss_kib", 0) / 1024, 1), "rc": done.returncode}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=400_000)
+    parser.add_argument("--media", type=Path, default=REPO.parent / "shared" / "media")
+    parser.add_argument("--from", dest="seed", type=Path, help="replicate this finished run instead of making one")
+    parser.add_argument("--seed-files", type=int, default=4)
+    parser.add_argument("--part-rows", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="build the run folder here and keep it")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="demix-scale-"))
+    try:
+        seed = args.seed or seed_run(args.media, args.seed_files, workdir)
+        run = args.keep or workdir / "run"
+        started = time.time()
+        counts = replicate(seed, args.clips, run, args.part_rows)
+        print(f"built {run}: {counts} in {time.time() - started:.0f} s", file=sys.stderr)
+        figures: dict = {"scale.clips": counts.get("shots", 0), "scale.sources": counts.get("ingest", 0)}
+        commands = [(f"decide_{name}", ["decide", name, "--out", str(run)]) for name in STAGE_ORDER if name in counts]
+        commands += [("status", ["status", "--out", str(run)]), ("stats", ["stats", "--out", str(run)]),
+                     ("report", ["report", "--out", str(run), "--dest", str(workdir / "report.html")])]
+        print(f"{'command':<24}{'seconds':>10}{'peak RSS MB':>14}")
+        for label, command in commands:
+            result = timed(command)
+            figures[f"scale.{label}_s"] = result["seconds"]
+            figures[f"scale.{label}_peak_rss_mb"] = result["peak_rss_mb"]
+            figures[f"scale.{label}_ok"] = result["rc"] == 0
+            print(f"{label:<24}{result['seconds']:>10.1f}{result['peak_rss_mb']:>14.0f}{'' if result['rc'] == 0 else '  FAILED'}")
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
