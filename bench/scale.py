@@ -31,10 +31,6 @@ from demix_pipeline.config import STAGE_ORDER  # noqa: E402
 from demix_pipeline.manifest import part_name, read_stage, stage_dir, write_atomic  # noqa: E402
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
-# runs one CLI command and reports its own peak RSS (ru_maxrss, KiB on Linux) on the last line of stderr
-WRAPPER = ("import json, resource, sys; from demix_pipeline.cli import main; code = main(sys.argv[1:]); "
-           "print(json.dumps({'rc': code, 'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), "
-           "file=sys.stderr); sys.exit(code)")
 
 
 def seed_run(media: Path, files: int, workdir: Path) -> Path:
@@ -50,14 +46,19 @@ def seed_run(media: Path, files: int, workdir: Path) -> Path:
     return out
 
 
-def _renamed(table: pa.Table, copy: int, id_columns: list[str]) -> pa.Table:
-    """The table with its source ids made unique to this copy (clip ids follow their source's)."""
-    prefix = f"{copy:07x}"
+def _tiled(table: pa.Table, copies: int, rows: int, id_columns: list[str]) -> pa.Table:
+    """`rows` rows: the table repeated, each copy's source ids (and the clip ids that start with them) new."""
+    import numpy as np
+
+    indices = np.tile(np.arange(table.num_rows), copies)[:rows]
+    copy_number = np.repeat(np.arange(copies), table.num_rows)[:rows]
+    tiled = table.take(pa.array(indices))
+    prefixes = pa.array([f"{c:07x}" for c in copy_number], pa.string())
     for name in id_columns:
-        index = table.schema.get_field_index(name)
-        values = pc.binary_join_element_wise(pa.scalar(prefix), pc.utf8_slice_codeunits(table.column(name), 7), "")
-        table = table.set_column(index, table.schema.field(index), values)
-    return table
+        index = tiled.schema.get_field_index(name)
+        values = pc.binary_join_element_wise(prefixes, pc.utf8_slice_codeunits(tiled.column(name), 7), "")
+        tiled = tiled.set_column(index, tiled.schema.field(index), values)
+    return tiled
 
 
 def replicate(seed: Path, clips: int, out: Path, part_rows: int) -> dict:
@@ -71,40 +72,41 @@ def replicate(seed: Path, clips: int, out: Path, part_rows: int) -> dict:
             continue
         table = read_stage(seed, name)
         ids = ["source_id"] if name == "ingest" else ["source_id", "clip_id"]
+        rows = table.num_rows * copies if name == "ingest" else clips
+        tiled = _tiled(table, copies, rows, ids).sort_by(ids[-1])
         target = stage_dir(out, name)
         target.mkdir(parents=True, exist_ok=True)
-        limit = None if name == "ingest" else clips
-        number, written, buffer = 0, 0, []
-        for copy in range(copies):
-            buffer.append(_renamed(table, copy, ids))
-            if sum(t.num_rows for t in buffer) >= part_rows or copy == copies - 1:
-                chunk = pa.concat_tables(buffer)
-                if limit is not None:
-                    chunk = chunk.slice(0, max(0, limit - written))
-                if chunk.num_rows:
-                    write_atomic(chunk.sort_by(ids[-1]), target / part_name(number))
-                    number, written = number + 1, written + chunk.num_rows
-                buffer = []
+        for number, start in enumerate(range(0, tiled.num_rows, part_rows)):
+            write_atomic(tiled.slice(start, part_rows), target / part_name(number))
         record = json.loads((folder / "_stage.json").read_text())
-        record.update(rows_out=written, rows_in=written)
+        record.update(rows_out=tiled.num_rows, rows_in=tiled.num_rows)
         (target / "_stage.json").write_text(json.dumps(record))
         (target / "_SUCCESS").write_text("")
-        counts[name] = written
+        counts[name] = tiled.num_rows
+        del tiled
     return counts
 
 
 def timed(args: list[str]) -> dict:
+    """Wall time and peak RSS of one CLI command in its own process (RSS polled every 20 ms: ru_maxrss of a
+    forked child starts at the parent's size, so it cannot be used here)."""
+    import psutil
+
     started = time.time()
-    done = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "demix_pipeline.cli", *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.Error:
+            break
+        time.sleep(0.02)
+    stderr = proc.communicate()[1]
     seconds = time.time() - started
-    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "{}"
-    try:
-        info = json.loads(last)
-    except json.JSONDecodeError:
-        info = {"rc": done.returncode}
-    if done.returncode != 0:
-        print(f"  {' '.join(args[:2])} failed: {done.stderr[-800:]}", file=sys.stderr)
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(info.get("maxrss_kib", 0) / 1024, 1), "rc": done.returncode}
+    if proc.returncode != 0:
+        print(f"  {' '.join(args[:2])} failed: {stderr[-800:]}", file=sys.stderr)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak / 2**20, 1), "rc": proc.returncode}
 
 
 def main() -> int:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from demix_pipeline.manifest import read_stage, write_atomic, write_text_atomic
+from demix_pipeline.manifest import write_atomic, write_text_atomic
 from demix_pipeline.media.hashing import file_sha256
 from demix_pipeline.stages.assign import SUBSETS
+from demix_pipeline.stats import kept_clips, subset_membership
 from demix_pipeline.storage import RunPath, ensure_dir, local_output, remove_file, run_root
 
 STEMS = ("speech", "effects", "music")
@@ -70,11 +71,16 @@ def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: in
     """Write every (subset, split) folder under dest (default <run>/export); returns counts per folder."""
     run = run_root(run)
     dest = run_root(dest) if dest else run / "export"
-    rows = sorted((r for r in read_stage(run, "assign").to_pylist() if r["keep"]), key=lambda r: r["clip_id"])
+    columns = ["clip_id", "clip_uri", *(f"demix.{stem}_uri" for stem in STEMS), *META_COLUMNS]
+    kept = kept_clips(run, columns)  # only what the samples and the index hold, column-wise
+    kept = kept.sort_by("clip_id") if kept.num_rows else kept
+    member = subset_membership(kept)
+    split_of = kept.column("split").to_numpy(zero_copy_only=False)
     summary = {}
     for subset in subsets or list(SUBSETS):
         for split in splits or ["train", "test"]:
-            members = [r for r in rows if subset in (r["subsets"] or []) and r["split"] == split]
+            chosen = member[:, SUBSETS.index(subset)] & (split_of == split)
+            members = kept.filter(pa.array(chosen)).to_pylist() if chosen.any() else []
             if not members:
                 continue
             folder = dest / subset / split

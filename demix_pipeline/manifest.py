@@ -187,7 +187,7 @@ CAPTION = [
 ASSIGN = [
     Column("subsets", pa.list_(pa.string()), "the clip's subsets: basic_face (talking-head sources); single_character, multiple_characters, sound_event, visual_mood (cinematic / film-related sources); empty: dropped as no_subset"),
     Column("split", pa.string(), "`train` or `test`; whole sources go to one side (null for dropped clips)"),
-    Column("assign.split_reason", pa.string(), "why the source is on its side: `recorded` (placed by an earlier run), `covers <subset>`, `fills test_size`, `train`"),
+    Column("assign.split_reason", pa.string(), "why the source is on its side: `covers <subset>`, `fills test_size` or `train`, as given when the source was first placed (a later run keeps both); `recorded` for a placement recorded without its reason"),
 ]
 
 def _measure_key(stage: str) -> Column:
@@ -235,6 +235,11 @@ def own_columns(stage: str) -> set[str]:
     index = STAGE_ORDER.index(stage)
     before = {c.name for c in COLUMNS[STAGE_ORDER[index - 1]]} if index > 0 else set()
     return {c.name for c in COLUMNS[stage]} - before | {c.name for c in KEEP_COLUMNS}
+
+
+def hours_column(stage: str) -> str:
+    """The column a stage's hours of video are summed from."""
+    return "duration_s" if stage == "ingest" else "shots.duration_s"
 
 
 def stage_dir(out: str | RunPath, stage: str) -> RunPath:

@@ -27,11 +27,12 @@ from pathlib import Path
 
 from demix_pipeline import __version__
 from demix_pipeline.config import STAGE_ORDER, PipelineConfig
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from demix_pipeline.manifest import (column_stage, part_files, part_name, read_stage, schema, stage_dir, write_atomic,
-                                     write_json_atomic)
+from demix_pipeline.manifest import (column_stage, hours_column, part_files, part_name, read_columns, read_part,
+                                     read_stage, schema, stage_dir, write_atomic, write_json_atomic)
 from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, digest, measure_key_column, source_file_key,
                                          stage_fingerprint, token)
 from demix_pipeline.models import ModelNotFoundError, check_models
@@ -430,20 +431,44 @@ def _measured_view(stage: Stage, inputs: StageInput, stored: pa.Table | None) ->
 
 
 def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSummary:
-    """Re-apply decide() with the current config to the stored view: no decoding, no model."""
+    """Re-apply decide() with the current config to the stored view: no decoding, no model.
+
+    Only the columns decide reads and writes are gathered over the whole view; each part is then
+    rewritten where it lies with its new decisions, so the driver holds one part at a time.
+    """
     out = run_root(out)
     folder = stage_dir(out, name)
     stored = _read_json(folder / "_stage.json")
     if stored is None:
         raise StageFailed(f"stage {name} has no finished measurements in {out}; run it first")
-    view = read_stage(out, name, require_success=False)
-    unmeasured = pc.is_null(view.column(measure_key_column(name)))
-    passthrough, measured = view.filter(unmeasured), view.filter(pc.invert(unmeasured))
-    remove_file(folder / "_SUCCESS")
+    decide_started = time.time()
     stage = stage_class(name)(cfg, RunContext(out=out, models_dir=cfg.run.models_dir))
+    columns = stage.decide_columns()
+    parts = part_files(out, name)
+    narrow = (pa.concat_tables([read_columns(p, columns) for p in parts]) if parts
+              else schema(name).empty_table().select(columns)).combine_chunks()
+    measured = pc.is_valid(narrow.column(measure_key_column(name))).to_numpy(zero_copy_only=False)
+    decided = stage.decide_table(narrow.filter(pa.array(measured)))
+    # every row's new values: the decided rows' in their places, the passed-through rows' as they were
+    order = np.arange(narrow.num_rows)
+    order[measured] = narrow.num_rows + np.arange(int(measured.sum()))
+    take = pa.array(order)
+    view = pa.table({c: pa.concat_arrays([narrow.column(c).combine_chunks(),
+                                          decided.column(c).combine_chunks().cast(narrow.schema.field(c).type)]).take(take)
+                     for c in columns})
+    remove_file(folder / "_SUCCESS")
+    offset = 0
+    for path in parts:
+        part = read_part(path, name)
+        for c in columns:
+            index = part.schema.get_field_index(c)
+            part = part.set_column(index, part.schema.field(index), view.column(c).slice(offset, part.num_rows))
+        write_atomic(part, path)
+        offset += part.num_rows
     keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
-    counts = {"measured": 0, "retried": 0, "reused": measured.num_rows, "passed_through": passthrough.num_rows}
-    summary = _decide_and_write(name, cfg, out, stage, passthrough, measured, {**{k: stored.get(k) for k in keys}, **counts})
+    counts = {"measured": 0, "retried": 0, "reused": decided.num_rows, "passed_through": narrow.num_rows - decided.num_rows}
+    summary = _record_and_finish(name, cfg, stage, folder, view, decided, decide_started,
+                                 {**{k: stored.get(k) for k in keys}, **counts})
     summary.status = "decided"
     return summary
 
@@ -465,13 +490,19 @@ def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage
     for path in part_files(out, name):
         if path.name not in wanted:
             remove_file(path)
+    return _record_and_finish(name, cfg, stage, folder, view, decided, decide_started, info)
+
+
+def _record_and_finish(name: str, cfg: PipelineConfig, stage: Stage, folder: RunPath, view: pa.Table,
+                       decided: pa.Table, decide_started: float, info: dict) -> StageSummary:
+    """_stage.json from the view's decision columns, the error-rate check, then `_SUCCESS`."""
     errors = view.num_rows - view.column("error").null_count
     keep = pc.fill_null(view.column("keep"), False)
     kept = pc.sum(keep).as_py() or 0
     reasons = pc.value_counts(pc.fill_null(decided.filter(pc.invert(pc.fill_null(decided.column("keep"), False)))
                                            .column("drop_reason"), "unknown")).to_pylist()
     dropped = {item["values"]: item["counts"] for item in reasons}
-    hours = pc.fill_null(view.column("duration_s" if name == "ingest" else "shots.duration_s"), 0.0)
+    hours = pc.fill_null(view.column(hours_column(name)), 0.0)
     record = {
         "stage": name, "stage_version": stage.version, "code_version": code_version(),
         "backends": stage.backends(), "config": cfg.stage(name).model_dump(mode="json"),

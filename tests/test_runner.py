@@ -381,3 +381,15 @@ def test_every_row_failing_alike_stops_the_stage(reference_run, tmp_path, ray_se
         _check_not_alike("demix", 3, ["KeyError: 'x'"] * 3)
     _check_not_alike("demix", 3, ["KeyError: 'x'", "KeyError: 'x'", "ValueError: y"])  # bad inputs differ
     _check_not_alike("demix", 1, ["KeyError: 'x'"])  # one row says nothing about the machinery
+
+
+def test_decide_on_the_gathered_columns_equals_decide_on_whole_rows(grown, tmp_path):
+    """`demix decide` gathers only decide_columns(); with the thresholds of the run it must change nothing."""
+    out = tmp_path / "run"
+    shutil.copytree(grown["root"] / "run", out)
+    before = all_tables(out)
+    cfg = load_config(overrides=["run.progress=false", *ALL_FAST])
+    for stage in before:
+        summary = apply_decide(stage, cfg, out)
+        assert summary.status == "decided" and summary.measured == 0
+        assert read_stage(out, stage).equals(before[stage]), stage

@@ -11,7 +11,7 @@ every machine). First, for each subset the test side lacks, the first source in 
 has it goes to test (while at least one source stays in train); then sources join test in that
 order while the test side stays within test_size clips. Every placement is recorded in
 `<out>/artifacts/split/<fingerprint>.json`; a later run over more sources keeps every recorded
-placement and only places the new sources, so a clip's side never moves. Changing split_seed or
+placement (and the reason it was given) and only places the new sources, so a clip's side never moves. Changing split_seed or
 test_size starts a new record (a new split).
 """
 from __future__ import annotations
@@ -44,13 +44,16 @@ def source_order_key(seed: str, source_id: str) -> str:
     return xxhash.xxh3_64_hexdigest(f"{seed}/{source_id}".encode())
 
 
-def place_sources(sources: dict[str, dict], recorded: dict[str, str], seed: str, test_clips: int) -> dict[str, tuple[str, str]]:
-    """source_id -> (split, reason) for every source; recorded placements are kept as they are.
+def place_sources(sources: dict[str, dict], recorded: dict[str, str], seed: str, test_clips: int,
+                  reasons: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """source_id -> (split, reason) for every source; recorded placements are kept as they are, with the
+    reason they were first given (`reasons`; `recorded` where none was recorded).
 
     `sources` maps source_id -> {"clips": n, "subsets": set(...)} for this run's kept clips. One sort of
     the new sources, then linear passes: O(n log n).
     """
-    placed = {sid: (side, "recorded") for sid, side in recorded.items() if sid in sources}
+    reasons = reasons or {}
+    placed = {sid: (side, reasons.get(sid, "recorded")) for sid, side in recorded.items() if sid in sources}
     new = sorted((sid for sid in sources if sid not in recorded), key=lambda sid: source_order_key(seed, sid))
     in_train = sum(1 for side, _ in placed.values() if side == "train")
     unplaced = len(new)
@@ -101,6 +104,8 @@ def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds
 class AssignStage(ClipStage):
     name = "assign"
     decide_scope = "corpus"  # the split places whole sources, seeing all of them
+    decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.a_effects_dbfs", "demix.a_music_dbfs",
+                    "subsets", "split", "assign.split_reason")
 
     def measure_one(self, row: dict) -> dict:
         return dict(row)  # everything assign does is a decision over stored measurements
@@ -133,10 +138,12 @@ class AssignStage(ClipStage):
         total = int(clips.sum())
         test_clips = int(cfg.test_size) if cfg.test_size >= 1 else int(round(cfg.test_size * total))
         path = self.registry_path()
-        recorded = json.loads(path.read_text())["sources"] if path.exists() else {}
-        placed = place_sources(sources, recorded, cfg.split_seed, test_clips)
+        registry = json.loads(path.read_text()) if path.exists() else {}
+        recorded, reasons = registry.get("sources", {}), registry.get("reasons", {})
+        placed = place_sources(sources, recorded, cfg.split_seed, test_clips, reasons)
         write_json_atomic({"split_seed": cfg.split_seed, "test_size": cfg.test_size,
-                           "sources": {**recorded, **{sid: side for sid, (side, _) in placed.items()}}}, path)
+                           "sources": {**recorded, **{sid: side for sid, (side, _) in placed.items()}},
+                           "reasons": {**reasons, **{sid: why for sid, (_, why) in placed.items()}}}, path)
         side = pa.array([placed.get(sid, (None, None))[0] for sid in source_ids], pa.string())
         reason = pa.array([placed.get(sid, (None, None))[1] for sid in source_ids], pa.string())
         keep_mask = pa.array(kept)

@@ -28,6 +28,9 @@ VAD_RATE = 16000
 
 class AudioQualityStage(ClipStage):
     name = "audio_quality"
+    decide_reads = tuple(f"audio_quality.{name}" for name in (
+        "rms_dbfs", "silence_ratio", "clipping_ratio", "bandwidth_hz", "aes_ce", "aes_cu", "aes_pc", "aes_pq",
+        "speech_ratio", "dnsmos_bak", "dnsmos_sig", "dnsmos_ovrl"))
     uses_model = True
     model_uses = (ModelUse("backend", "aes_model", ("checkpoint.pt",)),)
 

@@ -112,6 +112,15 @@ class Stage:
     # "row": each row is decided on its own (a part can be re-decided where it lies); "corpus": decide needs all
     # rows (ingest duplicates, the test split) and gathers only the columns it reads
     decide_scope: ClassVar[str] = "row"
+    # the columns decide_table reads or writes besides ids, keys and keep/drop_reason/error
+    decide_reads: ClassVar[tuple[str, ...]] = ()
+
+    def decide_columns(self) -> list[str]:
+        """What `demix decide` gathers over the whole view (everything decide_table touches)."""
+        from demix_pipeline.manifest import hours_column
+
+        base = [self.id_column, f"{self.name}.measure_key", "keep", "drop_reason", "error", hours_column(self.name)]
+        return list(dict.fromkeys(base + list(self.decide_reads)))
 
     def decide_table(self, table: pa.Table) -> pa.Table:
         """keep/drop_reason (and decided columns) from stored measurements and the config's thresholds,

@@ -52,6 +52,8 @@ def stem_path(out: RunPath, clip_id: str, stem: str) -> RunPath:
 
 class DemixStage(ClipStage):
     name = "demix"
+    decide_reads = ("demix.a_music_dbfs", "demix.a_effects_dbfs", "demix.l1_speech", "demix.l1_others_effects",
+                    "demix.l1_others_music", "demix.pairs", "demix.max_l1")
     uses_model = True
     model_uses = (ModelUse("separator_a", "a_model"), ModelUse("separator_b", "b_model", ("params.json",)))
 

@@ -80,6 +80,7 @@ class IngestStage(Stage):
         return [failed(self._base_row(row), exc)]
 
     decide_scope = "corpus"  # duplicates are found across all sources
+    decide_reads = ("source_uri", "ingest.video_codec", "has_audio", "ingest.duplicate_of")
 
     def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg

@@ -105,6 +105,7 @@ class ShotsStage(Stage):
     id_column = "clip_id"
     measure_unit = "source_id"
     fan_out = True
+    decide_reads = ("clip_uri",)
 
     @classmethod
     def artifacts_fingerprint(cls, config) -> str | None:

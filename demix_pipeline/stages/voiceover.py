@@ -86,6 +86,8 @@ def in_turns(times: np.ndarray, turns: list[Turn]) -> np.ndarray:
 
 class VoiceoverStage(ClipStage):
     name = "voiceover"
+    decide_reads = ("voiceover.speech_s", "voiceover.uncovered_speech_s", "voiceover.uncovered_speech_frac",
+                    "voiceover.no_speaker_speech_s", "voiceover.no_speaker_speech_frac")
     uses_model = True
     model_uses = (ModelUse("person_detector", "yolo_model", file_keys=("yolo_weights",)),
                   ModelUse("diarizer", "pyannote_model", ("config.yaml",)), ModelUse("asd", "asd_model", ("model.onnx",)))

@@ -79,11 +79,14 @@ def test_split_is_deterministic_and_ignores_input_order(tmp_path):
 
 def test_adding_sources_never_moves_a_clip(tmp_path):
     old = synthetic_rows(100, seed=3)
-    before = {r["clip_id"]: r["split"] for r in decide(old, tmp_path, "assign.test_size=0.1")}
+    first = decide(old, tmp_path, "assign.test_size=0.1")
+    before = {r["clip_id"]: r["split"] for r in first}
+    first_reasons = {r["clip_id"]: r["assign.split_reason"] for r in first if r["keep"]}
     grown = old + synthetic_rows(100, seed=4)
     after = decide(grown, tmp_path, "assign.test_size=0.1")
     assert all(after_row["split"] == before[after_row["clip_id"]] for after_row in after if after_row["clip_id"] in before)
-    assert {r["assign.split_reason"] for r in after if r["clip_id"] in before and r["keep"]} == {"recorded"}
+    # the sources placed before keep their side and the reason they were given then
+    assert {r["clip_id"]: r["assign.split_reason"] for r in after if r["clip_id"] in before and r["keep"]} == first_reasons
     new_sources = {r["source_id"] for r in after if r["clip_id"] not in before and r["keep"]}
     assert new_sources and all(len(sides([r for r in after if r["source_id"] == s])[s]) == 1 for s in new_sources)
     # a different seed is a different split, recorded apart from the first
