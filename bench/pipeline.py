@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _report import report  # noqa: E402
 
 from demix_pipeline.config import STAGE_ORDER  # noqa: E402
 from demix_pipeline.manifest import stage_dir  # noqa: E402
@@ -71,9 +72,9 @@ def main() -> int:
     if not videos:
         raise SystemExit(f"no videos under {args.media}")
     extra = [item for pair in args.set for item in ("--set", pair)]
-    workdir = Path(tempfile.mkdtemp(prefix="demix-pipeline-bench-"))
     figures: dict = {"pipeline.videos": len(videos)}
-    try:
+    with tempfile.TemporaryDirectory(prefix="demix-pipeline-bench-") as tmp:
+        workdir = Path(tmp)
         out = workdir / "run"
         wall = run(videos, out, extra)
         seconds = source_seconds(out)
@@ -100,10 +101,7 @@ def main() -> int:
                 figures[f"pipeline.grow.{name}.reused"] = record.get("reused")
                 print(f"{name:<16}{record.get('measured'):>10}{record.get('reused'):>10}{record.get('retried'):>10}"
                       f"{fresh.get(name, {}).get('measured', '-'):>20}")
-        if args.json:
-            args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        report([f"figures ({Path(__file__).name}):"], figures, args.json)
     return 0
 
 

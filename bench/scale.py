@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import pyarrow.compute as pc
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from _report import report  # noqa: E402
 
 from demix_pipeline.config import STAGE_ORDER  # noqa: E402
 from demix_pipeline.manifest import part_name, read_stage, stage_dir, write_atomic  # noqa: E402
@@ -119,8 +120,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="build the run folder here and keep it")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="demix-scale-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="demix-scale-") as tmp:
+        workdir = Path(tmp)
         seed = args.seed or seed_run(args.media, args.seed_files, workdir)
         run = args.keep or workdir / "run"
         started = time.time()
@@ -137,10 +138,7 @@ def main() -> int:
             figures[f"scale.{label}_peak_rss_mb"] = result["peak_rss_mb"]
             figures[f"scale.{label}_ok"] = result["rc"] == 0
             print(f"{label:<24}{result['seconds']:>10.1f}{result['peak_rss_mb']:>14.0f}{'' if result['rc'] == 0 else '  FAILED'}")
-        if args.json:
-            args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        report([f"figures ({Path(__file__).name}):"], figures, args.json)
     return 0
 
 
