@@ -288,6 +288,7 @@ class RunSettings(Strict):
     progress: bool = True
     keep_errors: bool = Field(False, description="reuse rows that failed instead of measuring them again (`demix run --keep-errors`)")
     manifest_part_rows: int = Field(100_000, ge=1, description="rows per part file of a stage's view (part-*.parquet)")
+    compact_measurements_at: int = Field(64, ge=2, description="a stage's measurement parts are folded into one once there are this many")
 
 
 class PipelineConfig(Strict):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from demix_pipeline.manifest import read_columns, read_part, stage_dir, to_table, write_atomic
+from demix_pipeline.manifest import read_columns, read_part, schema, stage_dir, to_table, write_atomic
 from demix_pipeline.storage import RunPath, remove_tree
 
 MEASURE_DIR = "_measurements"
@@ -124,6 +124,25 @@ class MeasurementStore:
         failed_before = present & failed
         reusable = present if keep_errors else present - failed_before
         return Lookup(reusable=reusable, failed_before=failed_before)
+
+    def compact(self, backends: dict[str, str], at_parts: int) -> bool:
+        """Fold the parts into one holding each token's winning measurement, once there are `at_parts` or more.
+
+        Runs measure in small shards, so parts pile up; every run reads their index. The folded part
+        is written (atomically, under a newer name) before the old ones are removed, so a kill in
+        between leaves duplicates of equal content, never a loss."""
+        parts = self.parts()
+        if len(parts) < at_parts:
+            return False
+        chosen, _ = self.winners()
+        folded = self.rows(set(chosen))
+        if folded is None:
+            return False
+        write_atomic(pa.Table.from_arrays(folded.columns, schema=schema(self.stage, backends)),
+                     self.folder / f"m-{self.new_run_stamp()}-compact.parquet")
+        for path in parts:
+            path.unlink()
+        return True
 
     def rows(self, wanted: set[str]) -> pa.Table:
         """The winning measured rows of the wanted tokens (all rows of a measurement: a source's clips)."""

@@ -397,6 +397,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
                                        cfg.run.progress if progress is None else progress)
         _check_not_alike(name, len(todo), errors)
     counts = {"measured": len(todo), "retried": retried, "reused": total - len(todo), "passed_through": passed}
+    store.compact(backends, cfg.run.compact_measurements_at)
     measured = _measured_view(stage, inputs, store.rows(set(tokens)))
     summary = _decide_and_write(name, cfg, out, stage, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
