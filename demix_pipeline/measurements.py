@@ -15,8 +15,6 @@ DuckDB's `<NN>_<stage>/*.parquet`) see the stage's view only.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from demix_pipeline.config import PipelineConfig
 from demix_pipeline.manifest import read_columns, read_part, schema, stage_dir, to_table, write_atomic
 from demix_pipeline.storage import RunPath, remove_tree
 
@@ -36,14 +35,10 @@ def measure_key_column(stage: str) -> str:
     return f"{stage}.measure_key"
 
 
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def stage_fingerprint(name: str, version: str, measure_config: dict, backends: dict[str, str]) -> str:
     """What a stage's measurements depend on besides their input row."""
-    return digest({"stage": name, "version": version, "config": measure_config,
-                   "backends": backends})[:FINGERPRINT_CHARS]
+    return PipelineConfig.fingerprint_of({"stage": name, "version": version, "config": measure_config,
+                                          "backends": backends})[:FINGERPRINT_CHARS]
 
 
 def source_file_key(fingerprint: str, path: str, source_kind: str) -> str:
@@ -53,11 +48,16 @@ def source_file_key(fingerprint: str, path: str, source_kind: str) -> str:
         stamp = (st.st_size, st.st_mtime_ns)
     except OSError:
         stamp = (None, None)
-    return digest([fingerprint, path, source_kind, *stamp])[:FINGERPRINT_CHARS]
+    return PipelineConfig.fingerprint_of([fingerprint, path, source_kind, *stamp])[:FINGERPRINT_CHARS]
 
 
 def token(row_id: str, key: str) -> str:
     return f"{row_id}{TOKEN_SEP}{key}"
+
+
+def token_column(ids, keys) -> pa.Array:
+    """token() over two columns at once."""
+    return pc.binary_join_element_wise(ids, keys, TOKEN_SEP)
 
 
 @dataclass
@@ -97,9 +97,7 @@ class MeasurementStore:
         errored: list[bool] = []
         for number, path in enumerate(self.parts()):
             table = read_columns(path, [self.id_column, self.key_column, "error"])
-            ids = table.column(self.id_column).to_pylist()
-            keys = table.column(self.key_column).to_pylist()
-            tokens.extend(token(i, k) for i, k in zip(ids, keys))
+            tokens.extend(token_column(table.column(self.id_column), table.column(self.key_column)).to_pylist())
             part_of.extend([number] * table.num_rows)
             errored.extend(pc.is_valid(table.column("error")).to_pylist())
         return tokens, part_of, errored
@@ -135,7 +133,7 @@ class MeasurementStore:
         if len(parts) < at_parts:
             return False
         chosen, _ = self.winners()
-        folded = self.rows(set(chosen))
+        folded = self.rows(set(chosen), chosen)
         if folded is None:
             return False
         write_atomic(pa.Table.from_arrays(folded.columns, schema=schema(self.stage, backends)),
@@ -144,17 +142,16 @@ class MeasurementStore:
             path.unlink()
         return True
 
-    def rows(self, wanted: set[str]) -> pa.Table:
-        """The winning measured rows of the wanted tokens (all rows of a measurement: a source's clips)."""
-        chosen, _ = self.winners()
+    def rows(self, wanted: set[str], chosen: dict[str, int] | None = None) -> pa.Table:
+        """The winning measured rows of the wanted tokens (all rows of a measurement: a source's clips);
+        `chosen` is winners() when the caller has it already."""
+        chosen = self.winners()[0] if chosen is None else chosen
         tables = []
         for number, path in enumerate(self.parts()):
             mine = {tok for tok in wanted if chosen.get(tok) == number}
             if not mine:
                 continue
             table = read_part(path, self.stage)
-            ids = table.column(self.id_column).to_pylist()
-            keys = table.column(self.key_column).to_pylist()
-            mask = pa.array([token(i, k) in mine for i, k in zip(ids, keys)], pa.bool_())
-            tables.append(table.filter(mask))
+            tokens = token_column(table.column(self.id_column), table.column(self.key_column))
+            tables.append(table.filter(pc.is_in(tokens, value_set=pa.array(sorted(mine), pa.string()))))
         return pa.concat_tables(tables) if tables else None

@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 
 from demix_pipeline.manifest import (column_stage, hours_column, part_files, part_name, read_columns, read_part,
                                      read_stage, schema, stage_dir, write_atomic, write_json_atomic)
-from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, digest, measure_key_column, source_file_key,
-                                         stage_fingerprint, token)
+from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, source_file_key,
+                                         stage_fingerprint, token, token_column)
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
 from demix_pipeline.stages.base import error_text
@@ -128,7 +128,7 @@ def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint
             r["_token"] = token(r["path"], r["_key"])
         table = pa.Table.from_pylist(rows, schema=pa.schema([("path", pa.string()), ("source_kind", pa.string()),
                                                              ("_key", pa.string()), ("_token", pa.string())]))
-        return StageInput(table, None, digest([r["_token"] for r in rows]))
+        return StageInput(table, None, PipelineConfig.fingerprint_of([r["_token"] for r in rows]))
     prev = previous_stage(name)
     folder = stage_dir(out, prev)
     if not (folder / "_SUCCESS").exists():
@@ -142,7 +142,7 @@ def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint
     upstream = pc.fill_null(kept.column(measure_key_column(prev)), "-")
     keys = pc.binary_join_element_wise(upstream, pa.scalar(fingerprint), "/")
     kept = kept.append_column("_key", keys)
-    kept = kept.append_column("_token", pc.binary_join_element_wise(kept.column(stage_cls.measure_unit), keys, TOKEN_SEP))
+    kept = kept.append_column("_token", token_column(kept.column(stage_cls.measure_unit), keys))
     return StageInput(kept, passthrough, info["output_fingerprint"])
 
 

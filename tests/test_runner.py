@@ -16,7 +16,7 @@ import pytest
 from demix_pipeline.config import load_config
 from demix_pipeline.manifest import read_stage, stage_dir
 from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore
-from demix_pipeline.runner import StageFailed, apply_decide, run_stage
+from demix_pipeline.runner import StageFailed, apply_decide, previous_stage, run_stage
 from demix_pipeline.stages.ingest import collect_sources
 from demix_pipeline.stages.shots import ShotsStage
 from tests.pipeline_helpers import run_pipeline
@@ -221,8 +221,6 @@ def all_tables(out: Path) -> dict:
 
 def clips_of(out: Path, stage: str, source_ids: set[str], kept_before: bool) -> int:
     """Rows of `stage` from these sources that the stage before it kept (what the stage had to measure)."""
-    from demix_pipeline.runner import previous_stage
-
     rows = read_stage(out, previous_stage(stage)).to_pylist()
     return sum(1 for r in rows if r["source_id"] in source_ids and (r["keep"] or not kept_before))
 
@@ -257,7 +255,7 @@ def test_growing_a_run_measures_only_the_new_sources(grown):
         assert second[stage]["measured"] == new_rows, (stage, second[stage])
         assert second[stage]["reused"] == first[stage]["measured"], stage
         assert second[stage]["retried"] == 0
-        dropped_before = sum(1 for r in read_stage(out, previous_stage_of(stage)).to_pylist() if not r["keep"])
+        dropped_before = sum(1 for r in read_stage(out, previous_stage(stage)).to_pylist() if not r["keep"])
         assert second[stage]["passed_through"] == dropped_before, stage
     recorded = json.loads((stage_dir(out, "demix") / "_stage.json").read_text())
     assert {k: recorded[k] for k in ("measured", "reused", "retried")} == {k: second["demix"][k] for k in ("measured", "reused", "retried")}
@@ -318,19 +316,13 @@ def test_a_measure_config_change_remeasures_that_stage_and_what_reads_it(grown, 
     demix_rows = sum(1 for r in read_stage(out, "audio_quality").to_pylist() if r["keep"])
     assert records["demix"]["measured"] == demix_rows > 0 and records["demix"]["reused"] == 0
     for stage in ("voiceover", "caption", "assign"):
-        kept_before = sum(1 for r in read_stage(out, previous_stage_of(stage)).to_pylist() if r["keep"])
+        kept_before = sum(1 for r in read_stage(out, previous_stage(stage)).to_pylist() if r["keep"])
         assert records[stage]["measured"] == kept_before, stage  # they read demix's output
     old = {r["clip_id"]: r["demix.measure_key"] for r in before["demix"].to_pylist() if r["demix.measure_key"]}
     new = {r["clip_id"]: r["demix.measure_key"] for r in read_stage(out, "demix").to_pylist() if r["demix.measure_key"]}
     assert old.keys() == new.keys() and all(old[c] != new[c] for c in old)
     assert all(new[c].startswith(r["shots.measure_key"]) for c, r in
                ((r["clip_id"], r) for r in read_stage(out, "demix").to_pylist() if r["clip_id"] in new))
-
-
-def previous_stage_of(stage: str) -> str:
-    from demix_pipeline.runner import previous_stage
-
-    return previous_stage(stage)
 
 
 def test_a_row_that_failed_is_retried_on_the_next_run(grown, tmp_path, ray_session):
@@ -375,7 +367,7 @@ def test_a_worker_whose_setup_fails_stops_the_stage_with_its_message(as_actors, 
     assert not MeasurementStore(tmp_path / "out", "shots", "source_id").parts()
 
 
-def test_every_row_failing_alike_stops_the_stage(reference_run, tmp_path, ray_session):
+def test_every_row_failing_alike_stops_the_stage():
     from demix_pipeline.runner import _check_not_alike
 
     with pytest.raises(StageFailed, match="all 3 rows it measured failed alike: KeyError: 'x'"):

@@ -109,9 +109,6 @@ class Stage:
         """What a failed input row becomes in the output."""
         raise NotImplementedError
 
-    # "row": each row is decided on its own (a part can be re-decided where it lies); "corpus": decide needs all
-    # rows (ingest duplicates, the test split) and gathers only the columns it reads
-    decide_scope: ClassVar[str] = "row"
     # the columns decide_table reads or writes besides ids, keys and keep/drop_reason/error
     decide_reads: ClassVar[tuple[str, ...]] = ()
 

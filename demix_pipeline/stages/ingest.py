@@ -79,7 +79,7 @@ class IngestStage(Stage):
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         return [failed(self._base_row(row), exc)]
 
-    decide_scope = "corpus"  # duplicates are found across all sources
+    # decide sees every source (duplicates): `demix decide` gathers decide_columns() over the whole view
     decide_reads = ("source_uri", "ingest.video_codec", "has_audio", "ingest.duplicate_of")
 
     def decide_table(self, table: pa.Table) -> pa.Table:
