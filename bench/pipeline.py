@@ -5,8 +5,11 @@
 Runs `demix run` (every stage, offline backends) over the videos found under --media, as a user
 would. Figures:
 - realtime factor: seconds of source video ingested over the run's wall seconds;
-- stage overlap: the sum of each stage's busy time (its _stage.json `started` to `finished`) over
-  the run's wall time; 1.0 means the stages ran one after another;
+- stage overlap: the sum of each stage's busy time (its _stage.json `started` to `finished`, which
+  begins with the stage's first streamed batch) over the run's wall time; 1.0 means the stages ran
+  one after another;
+- CPU busy fraction: how much of the machine's CPU time the run kept busy (1.0: every core all the
+  time; then only less work, not more overlap, makes the run faster);
 - with --grow: a first run over the first --grow-fraction of the videos (sorted by path), then the
   same command over all of them: rows each stage measured and reused in the second run, and its wall
   time next to the first run's.
@@ -31,6 +34,16 @@ from demix_pipeline.config import STAGE_ORDER  # noqa: E402
 from demix_pipeline.manifest import stage_dir  # noqa: E402
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+
+
+def cpu_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat through psutil."""
+    import psutil
+
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    total = sum(times)
+    return total - idle, total
 
 
 def run(inputs: list[Path], out: Path, extra: list[str]) -> float:
@@ -76,7 +89,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="demix-pipeline-bench-") as tmp:
         workdir = Path(tmp)
         out = workdir / "run"
+        busy_before, total_before = cpu_busy()
         wall = run(videos, out, extra)
+        busy_after, total_after = cpu_busy()
+        figures["pipeline.cpu_busy_fraction"] = round((busy_after - busy_before) / max(1e-9, total_after - total_before), 3)
         seconds = source_seconds(out)
         found = records(out)
         busy = sum((r.get("finished") or 0) - (r.get("started") or 0) for r in found.values())

@@ -1,4 +1,4 @@
-"""Driver cost at corpus scale: each `demix decide`, `status`, `stats` and `report` over a run of --clips rows.
+"""Driver cost at corpus scale: each `demix decide`, `status`, `stats`, `report` and the export index over a run of --clips rows.
 
 The run folder is built by replicating the manifests of a real run (every column as measured,
 nested voiceover tracks and caption structures included) under new source and clip ids: either
@@ -130,7 +130,8 @@ def main() -> int:
         figures: dict = {"scale.clips": counts.get("shots", 0), "scale.sources": counts.get("ingest", 0)}
         commands = [(f"decide_{name}", ["decide", name, "--out", str(run)]) for name in STAGE_ORDER if name in counts]
         commands += [("status", ["status", "--out", str(run)]), ("stats", ["stats", "--out", str(run)]),
-                     ("report", ["report", "--out", str(run), "--dest", str(workdir / "report.html")])]
+                     ("report", ["report", "--out", str(run), "--dest", str(workdir / "report.html")]),
+                     ("export_index", ["export", "--out", str(run), "--dest", str(workdir / "export"), "--index-only"])]
         print(f"{'command':<24}{'seconds':>10}{'peak RSS MB':>14}")
         for label, command in commands:
             result = timed(command)

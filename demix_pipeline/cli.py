@@ -35,9 +35,9 @@ def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
 
 def cmd_run(args) -> int:
     from demix_pipeline.models import check_models
-    from demix_pipeline.runner import run_stage
     from demix_pipeline.stages import stage_class
     from demix_pipeline.stages.ingest import collect_sources
+    from demix_pipeline.streaming import run_stages
 
     cfg = load_config(args.config, args.set)
     if args.keep_errors:
@@ -50,12 +50,14 @@ def cmd_run(args) -> int:
         sources = collect_sources(args.input, args.kind, cfg.ingest.extensions)
         print(f"ingest: {len(sources)} input files", file=sys.stderr)
     check_models([need for name in stages for need in stage_class(name).required_models(cfg)], cfg.run.models_dir)
-    for name in stages:
-        summary = run_stage(name, cfg, args.out, sources=sources)
+
+    def report(summary) -> None:
         dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
-        print(f"{name}: {summary.status}; {summary.rows_out} rows, {summary.kept} kept, {summary.errors} errors; "
+        print(f"{summary.stage}: {summary.status}; {summary.rows_out} rows, {summary.kept} kept, {summary.errors} errors; "
               f"measured {summary.measured} (retried {summary.retried}), reused {summary.reused}, "
               f"passed through {summary.passed_through}; dropped: {dropped}", file=sys.stderr)
+
+    run_stages(stages, cfg, args.out, sources=sources, on_stage=report)
     return 0
 
 
@@ -132,7 +134,8 @@ def cmd_export(args) -> int:
     from demix_pipeline.export import export
 
     export(args.out, args.dest, args.shard_size,
-           args.subsets.split(",") if args.subsets else None, args.splits.split(",") if args.splits else None)
+           args.subsets.split(",") if args.subsets else None, args.splits.split(",") if args.splits else None,
+           index_only=args.index_only)
     return 0
 
 
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000, help="clips per tar shard")
     p.add_argument("--subsets", help="comma-separated subsets (default: all five)")
     p.add_argument("--splits", help="comma-separated splits (default: train,test)")
+    p.add_argument("--index-only", action="store_true",
+                   help="write each folder's index.parquet (clip -> shard) and no tar: the plan of a large export")
     p.set_defaults(func=cmd_export)
 
     from demix_pipeline.models_cli import add_parser as add_models_parser

@@ -288,6 +288,7 @@ class RunSettings(Strict):
     progress: bool = True
     keep_errors: bool = Field(False, description="reuse rows that failed instead of measuring them again (`demix run --keep-errors`)")
     manifest_part_rows: int = Field(100_000, ge=1, description="rows per part file of a stage's view (part-*.parquet)")
+    stream: bool = Field(True, description="`demix run` streams rows through consecutive per-row stages (shots .. caption) on Ray Data; false runs them one after another")
     compact_measurements_at: int = Field(64, ge=2, description="a stage's measurement parts are folded into one once there are this many")
 
 

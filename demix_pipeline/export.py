@@ -4,8 +4,8 @@ For each subset and split: WebDataset tar shards (`shard-000000.tar`, ...) whose
 by clip_id and hold `<clip_id>.mp4`, `.speech.flac`, `.effects.flac`, `.music.flac` and `.json`
 (caption, its structure, subsets, split and the main measurements), an `index.parquet` (one row per
 sample: clip_id, shard, and the same metadata) and `checksums.sha256` over the shards.
-Shards are planned from the sorted clip ids, written to a temporary name and renamed, each with a
-`.keys` sidecar; a re-run skips every shard whose sidecar matches its planned keys (resume), and
+Shards are planned from the sorted clip ids and written in parallel as Ray tasks (on the cluster
+when RAY_ADDRESS is set), each to a temporary name and renamed, with a `.keys` sidecar; a re-run skips every shard whose sidecar matches its planned keys (resume), and
 the tar bytes are deterministic (fixed order, mtime 0, no owner), so an unchanged run exports the
 same files.
 """
@@ -66,9 +66,38 @@ def _write_tar(tmp: Path, run: RunPath, rows: list[dict]) -> None:
 
 
 
+def export_shard(path: RunPath, run: RunPath, rows: list[dict]) -> tuple[str, bool]:
+    """Write the shard unless its sidecar lists the same keys; returns its sha256 and whether it was written."""
+    keys = "\n".join(r["clip_id"] for r in rows)
+    sidecar = path.with_suffix(".keys")
+    write = not (path.exists() and sidecar.exists() and sidecar.read_text() == keys)
+    if write:
+        write_shard(path, run, rows)
+        sidecar.write_text(keys)
+    return file_sha256(path), write
+
+
+def _map_shards(jobs: list[tuple[RunPath, RunPath, list[dict]]]) -> list[tuple[str, bool]]:
+    """export_shard over the jobs: one Ray task per shard (on the cluster of RAY_ADDRESS, else a local
+    Ray) when there are several, so shards are written and hashed in parallel; in-process for one."""
+    if len(jobs) <= 1:
+        return [export_shard(*job) for job in jobs]
+    import ray
+
+    from demix_pipeline.config import load_config
+    from demix_pipeline.runner import ensure_ray
+
+    ensure_ray(load_config())
+    task = ray.remote(num_cpus=1, max_retries=1)(export_shard)
+    return ray.get([task.remote(*job) for job in jobs])
+
+
 def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: int = 1000,
-           subsets: list[str] | None = None, splits: list[str] | None = None, progress=print) -> dict:
-    """Write every (subset, split) folder under dest (default <run>/export); returns counts per folder."""
+           subsets: list[str] | None = None, splits: list[str] | None = None, progress=print,
+           index_only: bool = False) -> dict:
+    """Write every (subset, split) folder under dest (default <run>/export); returns counts per folder.
+    `index_only` writes each folder's index.parquet (which clip goes to which shard) and no tar, to
+    check the plan of a large export before writing it."""
     run = run_root(run)
     dest = run_root(dest) if dest else run / "export"
     columns = ["clip_id", "clip_uri", *(f"demix.{stem}_uri" for stem in STEMS), *META_COLUMNS]
@@ -86,27 +115,25 @@ def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: in
             folder = dest / subset / split
             ensure_dir(folder)
             shards = [members[i:i + shard_size] for i in range(0, len(members), shard_size)]
-            written = 0
+            results = [] if index_only else _map_shards([(folder / f"shard-{number:06d}.tar", run, rows)
+                                                          for number, rows in enumerate(shards)])
+            written = sum(was_written for _, was_written in results)
             index = []
             for number, shard_rows in enumerate(shards):
                 path = folder / f"shard-{number:06d}.tar"
-                keys = "\n".join(r["clip_id"] for r in shard_rows)
-                sidecar = path.with_suffix(".keys")
-                if not (path.exists() and sidecar.exists() and sidecar.read_text() == keys):
-                    write_shard(path, run, shard_rows)
-                    sidecar.write_text(keys)
-                    written += 1
                 index += [{"clip_id": r["clip_id"], "shard": path.name, "source_id": r["source_id"],
                            "duration_s": r["shots.duration_s"], "subsets": r["subsets"], "split": r["split"],
                            "caption": r["caption.text"], "human_count": r["voiceover.human_count"],
                            "speakers": r["voiceover.speakers"]} for r in shard_rows]
+            write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
+            summary[f"{subset}/{split}"] = {"clips": len(members), "shards": len(shards), "written": written}
+            if index_only:
+                continue
             for stale in sorted(folder.glob("shard-*.tar"), key=str)[len(shards):]:  # fewer shards than before
                 stale.unlink()
                 remove_file(stale.with_suffix(".keys"))
-            write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
-            sums = "".join(f"{file_sha256(folder / f'shard-{n:06d}.tar')}  shard-{n:06d}.tar\n" for n in range(len(shards)))
+            sums = "".join(f"{digest}  shard-{n:06d}.tar\n" for n, (digest, _) in enumerate(results))
             write_text_atomic(sums, folder / "checksums.sha256")
-            summary[f"{subset}/{split}"] = {"clips": len(members), "shards": len(shards), "written": written}
             if progress:
                 progress(f"export {subset}/{split}: {len(members)} clips, {len(shards)} shards ({written} written)")
     return summary

@@ -353,7 +353,8 @@ def render_docs() -> str:
         "Generated from `demix_pipeline/manifest.py` (`python -m demix_pipeline.manifest > manifests/README.md`);",
         "a test fails when the two differ. Each stage writes `<out>/<NN>_<stage>/part-*.parquet`,",
         "`_stage.json` (resolved config, code version, backends, counts, timings, the Ray node that measured each shard "
-        "in `shard_nodes`) and `_SUCCESS` last.",
+        "in `shard_nodes`; under `streamed`, what the stream measured for the stage: rows, batches, batches per node, "
+        "its first and last batch) and `_SUCCESS` last.",
         "Every Parquet field carries metadata `doc`, `stage` and `backend` (what produced the value).",
         "Column names with a dot need quoting in SQL: `SELECT \"shots.duration_s\" FROM '01_shots/*.parquet'`.",
         "",

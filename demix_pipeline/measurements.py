@@ -87,8 +87,10 @@ class MeasurementStore:
     def new_run_stamp(self) -> str:
         return f"{time.time_ns():020d}"
 
-    def write(self, rows: list[dict], backends: dict[str, str], run_stamp: str, shard: int) -> None:
-        write_atomic(to_table(self.stage, rows, backends), self.folder / f"m-{run_stamp}-{shard:05d}.parquet")
+    def write(self, rows: list[dict], backends: dict[str, str], run_stamp: str, shard: int | str) -> None:
+        """One part; `shard` is the shard's number in a stage run, or a unique name in a stream."""
+        name = f"{shard:05d}" if isinstance(shard, int) else shard
+        write_atomic(to_table(self.stage, rows, backends), self.folder / f"m-{run_stamp}-{name}.parquet")
 
     def _index(self) -> tuple[list[str], list[int], list[bool]]:
         """(token, part number, errored) of every stored row, read column-wise."""
@@ -116,10 +118,15 @@ class MeasurementStore:
         failed = {tok for tok, (clean, part) in best.items() if not clean or (tok, part) in failed_parts}
         return {tok: part for tok, (_, part) in best.items()}, failed
 
-    def lookup(self, needed: set[str], keep_errors: bool) -> Lookup:
+    def lookup(self, needed: set[str], keep_errors: bool, this_run: str | None = None) -> Lookup:
+        """`this_run`: a run stamp whose measurements count as done even when they failed (a stream of
+        the same run measured them; failing again is for the next run to retry)."""
         chosen, failed = self.winners()
         present = needed & set(chosen)
         failed_before = present & failed
+        if this_run:
+            names = [p.name for p in self.parts()]
+            failed_before = {tok for tok in failed_before if not names[chosen[tok]].startswith(f"m-{this_run}-")}
         reusable = present if keep_errors else present - failed_before
         return Lookup(reusable=reusable, failed_before=failed_before)
 

@@ -341,7 +341,9 @@ def _read_json(path: RunPath) -> dict | None:
 
 
 def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[dict] | None = None,
-              progress: bool | None = None) -> StageSummary:
+              progress: bool | None = None, streamed=None) -> StageSummary:
+    """One stage: measure what its store lacks, then decide and write the view. `streamed` is what a
+    stream (streaming.py) measured ahead for this stage in this run; its counters are added."""
     out = run_root(out)
     started = time.time()
     stage_cls = stage_class(name)
@@ -354,7 +356,8 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     decide_fp = cfg.fingerprint(name, "decide")
     keep_errors = cfg.run.keep_errors
     stored = _read_json(folder / "_stage.json")
-    if (stored and (folder / "_SUCCESS").exists() and stored.get("fingerprint") == fingerprint
+    ahead = streamed.measured if streamed else 0
+    if (not ahead and stored and (folder / "_SUCCESS").exists() and stored.get("fingerprint") == fingerprint
             and stored.get("input_fingerprint") == inputs.fingerprint and (keep_errors or not stored["errors"])):
         if stored.get("decide_fingerprint") == decide_fp:
             summary = _summary_from(stored, "up-to-date")
@@ -362,15 +365,9 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
             return summary
         return apply_decide(name, cfg, out)
 
-    store = MeasurementStore(out, name, stage_cls.measure_unit)
-    marker = _read_json(folder / "_measure.json")
-    artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
-    if marker and marker.get("artifacts_fingerprint") != artifacts_fp:
-        log.warning("%s: artifact settings changed; removing its artifacts and measurements so they are made anew", name)
-        stage_cls.clear_artifacts(out)
-        store.clear()
+    store, marker, artifacts_fp = open_store(name, cfg, out)
     tokens = inputs.tokens
-    lookup = store.lookup(set(tokens), keep_errors)
+    lookup = store.lookup(set(tokens), keep_errors, this_run=streamed.run_stamp if streamed else None)
     todo_mask = [tok not in lookup.reusable for tok in tokens]
     todo = inputs.rows.filter(pa.array(todo_mask, pa.bool_())).to_pylist() if any(todo_mask) else []
     retried = sum(r["_token"] in lookup.failed_before for r in todo)
@@ -378,14 +375,14 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     passed = inputs.passthrough.num_rows if inputs.passthrough is not None else 0
     shard_size = cfg.stage(name).resources.shard_size
     shards = [(i // shard_size, todo[i:i + shard_size]) for i in range(0, len(todo), shard_size)]
-    interrupted = bool(marker) and not (folder / "_SUCCESS").exists() and marker.get("fingerprint") == fingerprint
+    interrupted = streamed.interrupted if streamed else was_interrupted(folder, marker, fingerprint)
     ensure_dir(folder)
     remove_file(folder / "_SUCCESS")
     run_stamp = store.new_run_stamp()
     write_json_atomic({"fingerprint": fingerprint, "artifacts_fingerprint": artifacts_fp, "run_stamp": run_stamp,
                        "rows_in": total + passed, "to_measure": len(todo),
                        "shards": len(shards)}, folder / "_measure.json")
-    resumed = interrupted and marker.get("to_measure", 0) > len(todo)
+    resumed = interrupted and (total - len(todo) - ahead > 0 if streamed else marker.get("to_measure", 0) > len(todo))
     if todo:
         log.info("%s: measuring %d of %d rows (%d reused, %d retried)", name, len(todo), total, total - len(todo), retried)
         check_models(stage_cls.required_models(cfg), cfg.run.models_dir)  # a missing model fails before any work
@@ -395,16 +392,43 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     if shards:
         shard_nodes, errors = _execute(stage_cls, cfg, ctx, shards, run_stamp,
                                        cfg.run.progress if progress is None else progress)
-        _check_not_alike(name, len(todo), errors)
-    counts = {"measured": len(todo), "retried": retried, "reused": total - len(todo), "passed_through": passed}
+    else:
+        errors = []
+    _check_not_alike(name, len(todo) + ahead, errors + (streamed.errors if streamed else []))
+    measured_now = len(todo) + ahead
+    counts = {"measured": measured_now, "retried": retried + (streamed.retried if streamed else 0),
+              "reused": max(0, total - measured_now), "passed_through": passed}
+    if streamed and streamed.started:
+        started = min(started, streamed.started)
+        counts["streamed"] = {"measured": ahead, "batches": streamed.batches, "nodes": streamed.nodes,
+                              "started": streamed.started, "finished": streamed.finished}
     store.compact(backends, cfg.run.compact_measurements_at)
     measured = _measured_view(stage, inputs, store.rows(set(tokens)))
     summary = _decide_and_write(name, cfg, out, stage, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
                        "rows_in": total + passed, "shards": len(shards),
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
-    summary.status = "resumed" if resumed else "ran" if todo else "rebuilt"
+    summary.status = "resumed" if resumed else "ran" if measured_now else "rebuilt"
     return summary
+
+
+def open_store(name: str, cfg: PipelineConfig, out: RunPath) -> tuple[MeasurementStore, dict | None, str | None]:
+    """The stage's store, its last measure marker, and its artifacts fingerprint; when the artifact
+    settings changed (e.g. clip encoding), the artifacts and the measurements naming them are removed."""
+    stage_cls = stage_class(name)
+    store = MeasurementStore(out, name, stage_cls.measure_unit)
+    marker = _read_json(stage_dir(out, name) / "_measure.json")
+    artifacts_fp = stage_cls.artifacts_fingerprint(cfg)
+    if marker and marker.get("artifacts_fingerprint") != artifacts_fp:
+        log.warning("%s: artifact settings changed; removing its artifacts and measurements so they are made anew", name)
+        stage_cls.clear_artifacts(out)
+        store.clear()
+    return store, marker, artifacts_fp
+
+
+def was_interrupted(folder: RunPath, marker: dict | None, fingerprint: str) -> bool:
+    """An attempt at the stage with this fingerprint began measuring and never wrote `_SUCCESS`."""
+    return bool(marker) and not (folder / "_SUCCESS").exists() and marker.get("fingerprint") == fingerprint
 
 
 def _project(table: pa.Table, target: pa.Schema) -> pa.Table:
@@ -549,4 +573,5 @@ def _summary_from(record: dict, status: str) -> StageSummary:
                         seconds=(record.get("finished") or 0) - (record.get("started") or 0))
 
 
-__all__ = ["StageFailed", "StageSummary", "WorkerCrashed", "apply_decide", "column_stage", "run_stage"]
+__all__ = ["StageFailed", "StageSummary", "WorkerCrashed", "apply_decide", "column_stage", "open_store", "run_stage",
+           "was_interrupted"]

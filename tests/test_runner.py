@@ -1,4 +1,4 @@
-"""Runner: resume after a kill, determinism, decide without models, error rows as data."""
+"""Runner and stream: resume after a kill, determinism, decide without models, error rows as data, each row measured once."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,7 @@ from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore
 from demix_pipeline.runner import StageFailed, apply_decide, previous_stage, run_stage
 from demix_pipeline.stages.ingest import collect_sources
 from demix_pipeline.stages.shots import ShotsStage
+from demix_pipeline.streaming import run_stages
 from tests.pipeline_helpers import run_pipeline
 
 SMALL = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4",
@@ -55,38 +56,6 @@ def test_same_input_and_config_give_identical_manifests(small_inputs, reference_
     for stage in first:
         assert first[stage].num_rows > 0
         assert first[stage].equals(second[stage]), stage
-
-
-def test_killed_run_resumes_to_the_same_manifest(small_inputs, reference_run, tmp_path):
-    """Kill `demix run` (SIGKILL to its process group) once shots has written a part, then re-run."""
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "demix_pipeline.cli", "run", "--input", str(small_inputs), "--out", str(out),
-           *[arg for item in FAST + ["run.progress=false", "run.num_cpus=2"] for arg in ("--set", item)]]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    shots = stage_dir(out, "shots")
-    measured = shots / MEASURE_DIR
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(measured.glob("m-*.parquet"))) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = len(list(measured.glob("m-*.parquet")))
-    assert not (shots / "_SUCCESS").exists() and 2 <= done < len(SMALL), done
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "shots: resumed" in resumed.stderr
-    record = json.loads((shots / "_stage.json").read_text())
-    # only what was not finished is measured (a worker may still have finished a shard after the kill)
-    assert record["reused"] >= done and record["measured"] == len(SMALL) - record["reused"] >= 1, record
-    ours, reference = tables(out), tables(reference_run)
-    for stage in ours:
-        ids = ours[stage].column("source_id" if stage == "ingest" else "clip_id").to_pylist()
-        assert len(ids) == len(set(ids)), f"{stage}: duplicate rows after resume"
-        assert ours[stage].equals(reference[stage]), stage
-    assert not list(shots.glob(".*.tmp")) and not list(measured.glob(".*.tmp"))
 
 
 def test_decide_changes_keep_without_measuring(reference_run, tmp_path, monkeypatch):
@@ -210,7 +179,7 @@ def run_all(inputs: Path, out: Path, overrides: list[str] = ()) -> dict:
 
     cfg = load_config(overrides=["run.progress=false", *ALL_FAST, *overrides])
     sources = collect_sources([str(inputs)], "cinematic", cfg.ingest.extensions)
-    return {name: asdict(run_stage(name, cfg, out, sources=sources if name == "ingest" else None)) for name in IMPLEMENTED}
+    return {summary.stage: asdict(summary) for summary in run_stages(list(IMPLEMENTED), cfg, out, sources=sources)}
 
 
 def all_tables(out: Path) -> dict:
@@ -386,3 +355,49 @@ def test_decide_on_the_gathered_columns_equals_decide_on_whole_rows(grown, tmp_p
         summary = apply_decide(stage, cfg, out)
         assert summary.status == "decided" and summary.measured == 0
         assert read_stage(out, stage).equals(before[stage]), stage
+
+
+def _units_measured(out: Path, stage: str) -> int:
+    """Rows (sources for shots) a stage's store holds so far; parts being written are not listed yet."""
+    from demix_pipeline.stages import stage_class
+
+    unit = stage_class(stage).measure_unit
+    store = MeasurementStore(out, stage, unit)
+    try:
+        return len({v for p in store.parts() for v in pq.read_table(p, columns=[unit]).column(unit).to_pylist()})
+    except (OSError, ValueError):  # a part folded away between listing and reading
+        return 0
+
+
+def test_a_run_killed_mid_stream_resumes_to_the_manifests_of_an_uninterrupted_run(grown, tmp_path):
+    """SIGKILL `demix run`'s process group while two stages are part-way through the stream (their
+    stores hold some of the rows an uninterrupted run measures); the re-run must equal that run."""
+    out = tmp_path / "run"
+    fresh_out = grown["root"] / "fresh"
+    totals = {stage: grown["fresh"][stage]["measured"] for stage in MODEL_STAGES}
+    cmd = [sys.executable, "-m", "demix_pipeline.cli", "run", "--input", str(grown["inputs"]), "--out", str(out),
+           *[arg for item in ALL_FAST + ["run.progress=false", "run.num_cpus=2"] for arg in ("--set", item)]]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    partial: list[str] = []
+    while time.time() < deadline and proc.poll() is None and len(partial) < 2:
+        partial = [s for s in MODEL_STAGES if 0 < _units_measured(out, s) < totals[s]]
+        time.sleep(0.05)
+    assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(partial) >= 2, partial
+    done = {stage: _units_measured(out, stage) for stage in MODEL_STAGES}
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for stage in partial:
+        assert f"{stage}: resumed" in resumed.stderr, resumed.stderr[-3000:]
+        record = json.loads((stage_dir(out, stage) / "_stage.json").read_text())
+        # only what the killed run had not stored is measured (a worker may have stored one more just after the kill)
+        assert record["reused"] >= done[stage] and record["measured"] == totals[stage] - record["reused"] >= 1, record
+    ours, fresh = all_tables(out), all_tables(fresh_out)
+    for stage, table in ours.items():
+        ids = table.column("source_id" if stage == "ingest" else "clip_id").to_pylist()
+        assert len(ids) == len(set(ids)), f"{stage}: duplicate rows after resume"
+        assert table.equals(fresh[stage]), stage
+    assert not list(out.rglob(".*.tmp"))

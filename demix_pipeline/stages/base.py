@@ -51,6 +51,8 @@ class Stage:
     # the output column naming the input row a measurement came from (its unit of reuse)
     measure_unit: ClassVar[str] = "clip_id"
     fan_out: ClassVar[bool] = False
+    # decide_table decides each row on its own (no corpus-wide rule), so rows can stream on to the next stage
+    decide_per_row: ClassVar[bool] = True
     uses_model: ClassVar[bool] = False
     model_uses: ClassVar[tuple[ModelUse, ...]] = ()
 

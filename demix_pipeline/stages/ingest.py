@@ -24,6 +24,7 @@ class IngestStage(Stage):
     name = "ingest"
     id_column = "source_id"
     measure_unit = "source_uri"
+    decide_per_row = False  # duplicates are found over the whole corpus
 
     def backends(self) -> dict[str, str]:
         return {"ingest": f"demix_pipeline.stages.ingest {self.version} (PyAV {av.__version__}, FFmpeg libavformat "
