@@ -16,6 +16,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from demix_pipeline.manifest import write_atomic, write_text_atomic
@@ -35,6 +36,9 @@ INDEX_SCHEMA = pa.schema([
     pa.field("duration_s", pa.float64()), pa.field("subsets", pa.list_(pa.string())), pa.field("split", pa.string()),
     pa.field("caption", pa.string()), pa.field("human_count", pa.int32()), pa.field("speakers", pa.int32()),
 ])
+# the manifest column each index field is taken from ("" : the shard's name)
+INDEX_SOURCES = ("clip_id", "", "source_id", "shots.duration_s", "subsets", "split", "caption.text",
+                 "voiceover.human_count", "voiceover.speakers")
 
 
 def sample_metadata(row: dict) -> dict:
@@ -66,18 +70,18 @@ def _write_tar(tmp: Path, run: RunPath, rows: list[dict]) -> None:
 
 
 
-def export_shard(path: RunPath, run: RunPath, rows: list[dict]) -> tuple[str, bool]:
+def export_shard(path: RunPath, run: RunPath, members: pa.Table) -> tuple[str, bool]:
     """Write the shard unless its sidecar lists the same keys; returns its sha256 and whether it was written."""
-    keys = "\n".join(r["clip_id"] for r in rows)
+    keys = "\n".join(members.column("clip_id").to_pylist())
     sidecar = path.with_suffix(".keys")
     write = not (path.exists() and sidecar.exists() and sidecar.read_text() == keys)
     if write:
-        write_shard(path, run, rows)
+        write_shard(path, run, members.to_pylist())
         sidecar.write_text(keys)
     return file_sha256(path), write
 
 
-def _map_shards(jobs: list[tuple[RunPath, RunPath, list[dict]]]) -> list[tuple[str, bool]]:
+def _map_shards(jobs: list[tuple[RunPath, RunPath, pa.Table]]) -> list[tuple[str, bool]]:
     """export_shard over the jobs: one Ray task per shard (on the cluster of RAY_ADDRESS, else a local
     Ray) when there are several, so shards are written and hashed in parallel; in-process for one."""
     if len(jobs) <= 1:
@@ -100,7 +104,8 @@ def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: in
     check the plan of a large export before writing it."""
     run = run_root(run)
     dest = run_root(dest) if dest else run / "export"
-    columns = ["clip_id", "clip_uri", *(f"demix.{stem}_uri" for stem in STEMS), *META_COLUMNS]
+    columns = ([c for c in INDEX_SOURCES if c] if index_only
+               else ["clip_id", "clip_uri", *(f"demix.{stem}_uri" for stem in STEMS), *META_COLUMNS])
     kept = kept_clips(run, columns)  # only what the samples and the index hold, column-wise
     kept = kept.sort_by("clip_id") if kept.num_rows else kept
     member = subset_membership(kept)
@@ -109,31 +114,30 @@ def export(run: str | RunPath, dest: str | RunPath | None = None, shard_size: in
     for subset in subsets or list(SUBSETS):
         for split in splits or ["train", "test"]:
             chosen = member[:, SUBSETS.index(subset)] & (split_of == split)
-            members = kept.filter(pa.array(chosen)).to_pylist() if chosen.any() else []
-            if not members:
+            members = kept.filter(pa.array(chosen)) if chosen.any() else kept.slice(0, 0)
+            if not members.num_rows:
                 continue
             folder = dest / subset / split
             ensure_dir(folder)
-            shards = [members[i:i + shard_size] for i in range(0, len(members), shard_size)]
-            results = [] if index_only else _map_shards([(folder / f"shard-{number:06d}.tar", run, rows)
-                                                          for number, rows in enumerate(shards)])
+            starts = range(0, members.num_rows, shard_size)
+            names = [f"shard-{number:06d}.tar" for number in range(len(starts))]
+            results = [] if index_only else _map_shards([(folder / name, run, members.slice(start, shard_size))
+                                                          for name, start in zip(names, starts)])
             written = sum(was_written for _, was_written in results)
-            index = []
-            for number, shard_rows in enumerate(shards):
-                path = folder / f"shard-{number:06d}.tar"
-                index += [{"clip_id": r["clip_id"], "shard": path.name, "source_id": r["source_id"],
-                           "duration_s": r["shots.duration_s"], "subsets": r["subsets"], "split": r["split"],
-                           "caption": r["caption.text"], "human_count": r["voiceover.human_count"],
-                           "speakers": r["voiceover.speakers"]} for r in shard_rows]
-            write_atomic(pa.Table.from_pylist(index, schema=INDEX_SCHEMA), folder / "index.parquet")
-            summary[f"{subset}/{split}"] = {"clips": len(members), "shards": len(shards), "written": written}
+            shard_of = pa.array(names).take(pa.array(np.arange(members.num_rows) // shard_size))
+            index = pa.Table.from_arrays(
+                [members.column(c).cast(f.type) if c else shard_of for c, f in zip(INDEX_SOURCES, INDEX_SCHEMA)],
+                schema=INDEX_SCHEMA)
+            write_atomic(index, folder / "index.parquet")
+            summary[f"{subset}/{split}"] = {"clips": members.num_rows, "shards": len(names), "written": written}
+            if progress:
+                progress(f"export {subset}/{split}: {members.num_rows} clips, {len(names)} shards "
+                         + ("(index only)" if index_only else f"({written} written)"))
             if index_only:
                 continue
-            for stale in sorted(folder.glob("shard-*.tar"), key=str)[len(shards):]:  # fewer shards than before
+            for stale in sorted(folder.glob("shard-*.tar"), key=str)[len(names):]:  # fewer shards than before
                 stale.unlink()
                 remove_file(stale.with_suffix(".keys"))
             sums = "".join(f"{digest}  shard-{n:06d}.tar\n" for n, (digest, _) in enumerate(results))
             write_text_atomic(sums, folder / "checksums.sha256")
-            if progress:
-                progress(f"export {subset}/{split}: {len(members)} clips, {len(shards)} shards ({written} written)")
     return summary

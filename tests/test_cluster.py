@@ -118,3 +118,14 @@ def test_pipeline_runs_on_both_nodes_of_a_two_node_cluster(two_node_cluster, med
     assert used == set(by_resource.values()), (used, by_resource)  # work ran on the head and on the worker node
     shots = json.loads((out / "01_shots" / "_stage.json").read_text())
     assert shots["rows_out"] >= len(inputs) and shots["errors"] == 0
+    # the stream: audio_quality and demix at once, one actor of each (1 CPU apiece) on each node's one CPU
+    streamed = subprocess.run([sys.executable, "-m", "demix_pipeline.cli", "run", "--out", str(out),
+                               "--stages", "audio_quality,demix"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert streamed.returncode == 0, streamed.stderr[-3000:]
+    nodes = set()
+    for stage in ("02_audio_quality", "03_demix"):
+        record = json.loads((out / stage / "_stage.json").read_text())
+        assert record["streamed"]["measured"] == record["measured"] > 0 and record["errors"] == 0, record
+        nodes |= set(record["streamed"]["nodes"])
+    assert nodes == set(by_resource.values()), (nodes, by_resource)

@@ -71,9 +71,7 @@ def test_decide_changes_keep_without_measuring(reference_run, tmp_path, monkeypa
     monkeypatch.setattr(ShotsStage, "measure", forbidden)
     monkeypatch.setattr("demix_pipeline.stages.shots.cut_clip", forbidden)
     cfg = load_config(overrides=[*FAST, "shots.min_clip_s=4.5"])
-    started = time.time()
-    summary = apply_decide("shots", cfg, out)
-    assert time.time() - started < 10
+    summary = apply_decide("shots", cfg, out)  # the patches above prove it decodes nothing (no timing here)
     after = read_stage(out, "shots").to_pylist()
     assert len(after) == len(before)
     for row in after:
