@@ -378,10 +378,12 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     interrupted = streamed.interrupted if streamed else was_interrupted(folder, marker, fingerprint)
     ensure_dir(folder)
     remove_file(folder / "_SUCCESS")
-    run_stamp = store.new_run_stamp()
+    # one run stamp for the stream's parts and the stage's own, so `demix status` counts both
+    run_stamp = streamed.run_stamp if streamed and streamed.run_stamp else store.new_run_stamp()
+    ahead_parts = len(list(store.folder.glob(f"m-{run_stamp}-*.parquet"))) if streamed and store.folder.exists() else 0
     write_json_atomic({"fingerprint": fingerprint, "artifacts_fingerprint": artifacts_fp, "run_stamp": run_stamp,
                        "rows_in": total + passed, "to_measure": len(todo),
-                       "shards": len(shards)}, folder / "_measure.json")
+                       "shards": len(shards) + ahead_parts}, folder / "_measure.json")
     resumed = interrupted and (total - len(todo) - ahead > 0 if streamed else marker.get("to_measure", 0) > len(todo))
     if todo:
         log.info("%s: measuring %d of %d rows (%d reused, %d retried)", name, len(todo), total, total - len(todo), retried)
@@ -406,7 +408,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     measured = _measured_view(stage, inputs, store.rows(set(tokens)))
     summary = _decide_and_write(name, cfg, out, stage, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
-                       "rows_in": total + passed, "shards": len(shards),
+                       "rows_in": total + passed, "shards": len(shards) + ahead_parts,
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
     summary.status = "resumed" if resumed else "ran" if measured_now else "rebuilt"
     return summary
