@@ -474,6 +474,7 @@ def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSum
     parts = part_files(out, name)
     narrow = (pa.concat_tables([read_columns(p, columns) for p in parts]) if parts
               else schema(name).empty_table().select(columns)).combine_chunks()
+    pa.default_memory_pool().release_unused()
     measured = pc.is_valid(narrow.column(measure_key_column(name))).to_numpy(zero_copy_only=False)
     decided = stage.decide_table(narrow.filter(pa.array(measured)))
     # every row's new values: the decided rows' in their places, the passed-through rows' as they were
@@ -492,6 +493,8 @@ def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSum
             part = part.set_column(index, part.schema.field(index), view.column(c).slice(offset, part.num_rows))
         write_atomic(part, path)
         offset += part.num_rows
+        del part
+        pa.default_memory_pool().release_unused()  # the allocator keeps freed parts otherwise: RSS grows per part
     keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
     counts = {"measured": 0, "retried": 0, "reused": decided.num_rows, "passed_through": narrow.num_rows - decided.num_rows}
     summary = _record_and_finish(name, cfg, stage, folder, view, decided, decide_started,
