@@ -176,6 +176,8 @@ def measure_ahead(names: list[str], cfg: PipelineConfig, out: RunPath, progress:
     config_json = cfg.model_dump_json()
     data_context = ray.data.DataContext.get_current()
     data_context.enable_progress_bars = progress
+    if not progress:  # its "progress bars disabled" warning and per-run banner say nothing a user asked for
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     data_context.print_on_execution_start = False
     # every stage needs one actor at least; on a small machine they share the CPUs
     cpus = ray.cluster_resources().get("CPU", 1.0)
@@ -221,6 +223,25 @@ def _collect(out: RunPath, name: str, run_stamp: str, interrupted: bool) -> Stre
     return counts
 
 
+def all_up_to_date(names: list[str], cfg: PipelineConfig, out: RunPath) -> bool:
+    """Every stage of `names` would be up to date (runner.run_stage's test, chained through the stages'
+    recorded output fingerprints), so a stream would find nothing to do."""
+    def record(name: str) -> dict | None:
+        path = stage_dir(out, name) / "_stage.json"
+        return json.loads(path.read_text()) if path.exists() and (stage_dir(out, name) / "_SUCCESS").exists() else None
+
+    upstream = record(previous_stage(names[0]))
+    for name in names:
+        mine = record(name)
+        if not (upstream and mine and mine.get("fingerprint") == fingerprint_of_stage(name, cfg, out)
+                and mine.get("input_fingerprint") == upstream.get("output_fingerprint")
+                and mine.get("decide_fingerprint") == cfg.fingerprint(name, "decide")
+                and (cfg.run.keep_errors or not mine.get("errors"))):
+            return False
+        upstream = mine
+    return True
+
+
 def run_stages(names: list[str], cfg: PipelineConfig, out: str | RunPath, sources: list[dict] | None = None,
                progress: bool | None = None, on_stage=None) -> list[StageSummary]:
     """`demix run`: the stages in order, the per-row ones streamed (module docstring)."""
@@ -230,7 +251,7 @@ def run_stages(names: list[str], cfg: PipelineConfig, out: str | RunPath, source
     summaries = []
     streamed: dict[str, StreamCounts] = {}
     for name in names:
-        if group and name == group[0]:
+        if group and name == group[0] and not all_up_to_date(group, cfg, out):
             streamed = measure_ahead(group, cfg, out, progress)
         summary = run_stage(name, cfg, out, sources=sources if name == "ingest" else None, progress=progress,
                             streamed=streamed.get(name))
