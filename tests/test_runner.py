@@ -391,8 +391,9 @@ def test_a_run_killed_mid_stream_resumes_to_the_manifests_of_an_uninterrupted_ru
     for stage in partial:
         assert f"{stage}: resumed" in resumed.stderr, resumed.stderr[-3000:]
         record = json.loads((stage_dir(out, stage) / "_stage.json").read_text())
-        # only what the killed run had not stored is measured (a worker may have stored one more just after the kill)
-        assert record["reused"] >= done[stage] and record["measured"] == totals[stage] - record["reused"] >= 1, record
+        # only what the killed run had not stored is measured; a Ray worker may still store a batch or two
+        # after the driver's group is killed, so the re-run can find a stage complete
+        assert record["reused"] >= done[stage] and record["measured"] == totals[stage] - record["reused"], record
     ours, fresh = all_tables(out), all_tables(fresh_out)
     for stage, table in ours.items():
         ids = table.column("source_id" if stage == "ingest" else "clip_id").to_pylist()
