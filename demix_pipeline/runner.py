@@ -350,7 +350,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
     stage = stage_cls(cfg, ctx)  # no setup(): the driver loads no model
     backends = stage.backends()
-    fingerprint = stage_fingerprint(name, stage_cls.version, cfg.stage(name).measure_dict(), backends)
+    fingerprint = measure_fingerprint(stage)
     inputs = stage_input(name, out, sources, fingerprint)
     folder = stage_dir(out, name)
     decide_fp = cfg.fingerprint(name, "decide")
@@ -412,6 +412,11 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
     summary.status = "resumed" if resumed else "ran" if measured_now else "rebuilt"
     return summary
+
+
+def measure_fingerprint(stage: Stage) -> str:
+    """The stage's part of every measure key: version, measure config and backends."""
+    return stage_fingerprint(stage.name, stage.version, stage.cfg.measure_dict(), stage.backends())
 
 
 def open_store(name: str, cfg: PipelineConfig, out: RunPath) -> tuple[MeasurementStore, dict | None, str | None]:

@@ -31,9 +31,10 @@ import pyarrow.compute as pc
 
 from demix_pipeline.config import PipelineConfig
 from demix_pipeline.manifest import read_stage, stage_dir, to_table, write_json_atomic
-from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore, measure_key_column, stage_fingerprint, token
+from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore, measure_key_column, token
 from demix_pipeline.models import check_models
-from demix_pipeline.runner import (StageFailed, StageSummary, _node_id, _strip, _Worker, ensure_ray, open_store,
+from demix_pipeline.runner import (StageFailed, StageSummary, _node_id, _strip, _Worker, ensure_ray, measure_fingerprint,
+                                   open_store,
                                    previous_stage, run_stage, was_interrupted)
 from demix_pipeline.stages import RunContext, stage_class
 from demix_pipeline.stages.base import error_text
@@ -60,8 +61,7 @@ class StreamCounts:
 
 
 def fingerprint_of_stage(name: str, cfg: PipelineConfig, out: RunPath) -> str:
-    stage = stage_class(name)(cfg, RunContext(out=out, models_dir=cfg.run.models_dir))
-    return stage_fingerprint(name, stage.version, cfg.stage(name).measure_dict(), stage.backends())
+    return measure_fingerprint(stage_class(name)(cfg, RunContext(out=out, models_dir=cfg.run.models_dir)))
 
 
 def streamable(names: list[str]) -> list[str]:
