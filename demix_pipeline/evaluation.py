@@ -38,9 +38,13 @@ def load_shot_truth(media: Path) -> ShotTruth:
     return ShotTruth(cuts, transitions)
 
 
-def score_boundaries(predicted: dict[str, list[float]], truth: ShotTruth, tolerance_s: float = 0.25) -> dict:
+def score_boundaries(predicted: dict[str, list[float]], truth: ShotTruth, tolerance_s: float = 0.25,
+                     videos: set[str] | None = None) -> dict:
+    """Cut precision/recall/F1 over the labelled videos (only `videos`, when given)."""
     tp = fp = fn = 0
     for video, true_cuts in truth.cuts.items():
+        if videos is not None and video not in videos:
+            continue
         ranges = truth.transitions.get(video, [])
 
         def ignored(t: float) -> bool:
@@ -153,3 +157,20 @@ def shot_of_clip(labels: list[dict], video_path: str, start_s: float, end_s: flo
         if overlap > best_overlap:
             best, best_overlap = label, overlap
     return best
+
+
+# Tune / held-out halves ---------------------------------------------------------------------------
+
+TUNE_LIST = Path(__file__).resolve().parent.parent / "tests" / "data" / "tune_files.txt"
+
+
+def tune_files(path: Path = TUNE_LIST) -> set[str]:
+    """Media-relative paths of the fixed tune list: parameters may be chosen on these files only."""
+    return {line.strip() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def halves(videos, tune: set[str] | None = None) -> dict[str, set[str]]:
+    """`videos` split into the tune files, the held-out rest, and all: what benches report separately."""
+    tune = tune_files() if tune is None else tune
+    videos = set(videos)
+    return {"tune": videos & tune, "held_out": videos - tune, "all": videos}

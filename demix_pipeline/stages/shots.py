@@ -115,12 +115,17 @@ class ShotsStage(Stage):
     def clear_artifacts(cls, out: RunPath) -> None:
         remove_tree(out / "artifacts" / "clips")
 
+    def _make_detector(self):
+        resources = self.cfg.resources
+        return make_detector(self.cfg.detector, num_threads=max(1, int(resources.num_cpus)),
+                             device="cuda" if resources.num_gpus > 0 else "cpu")
+
     def setup(self) -> None:
-        self.detector = make_detector(self.cfg.detector)
+        self.detector = self._make_detector()
         self.ffmpeg = ffmpeg_binary(self.cfg.encode.ffmpeg)
 
     def backends(self) -> dict[str, str]:
-        detector = make_detector(self.cfg.detector)
+        detector = self._make_detector()
         return {"shots": f"detector {detector.name} {detector.version}; cut with "
                          f"{ffmpeg_version(ffmpeg_binary(self.cfg.encode.ffmpeg))}"}
 

@@ -45,11 +45,20 @@ class ShotDetector(Protocol):
     def detect(self, path: str | os.PathLike) -> ShotBoundaries: ...
 
 
-def make_detector(cfg: DetectorConfig) -> ShotDetector:
+def make_detector(cfg: DetectorConfig, num_threads: int = 1, device: str = "cpu") -> ShotDetector:
+    """The detector `cfg.name` names; `num_threads` and `device` come from the stage's resources."""
     if cfg.name == "demix":
         from demix_pipeline.backends.shot_detection.demix import DemixDetector
 
         return DemixDetector(cfg)
+    if cfg.name == "transnetv2":
+        from demix_pipeline.backends.shot_detection.transnetv2 import TransNetV2Detector
+
+        return TransNetV2Detector(cfg, num_threads, device)
+    if cfg.name == "fused":
+        from demix_pipeline.backends.shot_detection.fused import FusedDetector
+
+        return FusedDetector(cfg, num_threads, device)
     from demix_pipeline.backends.shot_detection.pyscenedetect import SceneDetectDetector
 
     return SceneDetectDetector(cfg)

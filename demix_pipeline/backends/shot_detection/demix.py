@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from demix_pipeline.backends.shot_detection.base import ShotBoundaries
-from demix_pipeline.config import DetectorConfig
+from demix_pipeline.config import DemixDetectorConfig, DetectorConfig
 from demix_pipeline.media.frames import iter_thumbnail_chunks
 
 VERSION = "1"
@@ -44,7 +44,7 @@ class DemixDetector:
     version = VERSION
 
     def __init__(self, cfg: DetectorConfig):
-        self.cfg = cfg
+        self.cfg = cfg.demix
 
     def detect(self, path: str | os.PathLike) -> ShotBoundaries:
         state = _Scan(self.cfg)
@@ -59,7 +59,7 @@ class DemixDetector:
 class _Scan:
     """Streaming state: a short tail of thumbnails plus per-frame scalars for the whole source."""
 
-    def __init__(self, cfg: DetectorConfig):
+    def __init__(self, cfg: DemixDetectorConfig):
         self.cfg = cfg
         self.times: list[float] = []
         self.tail = None  # int16 thumbnails of the last frames seen
@@ -112,7 +112,14 @@ class _Scan:
         self.luma_mean.extend(means.tolist())
         self.luma_std.extend(stds.tolist())
         self._gradual(frames, base)
-        # hard-cut candidates among the new frames
+        self._add_candidates(start)
+        self._evaluate(frames, base, final=False)
+        keep = self.back + self.fwd + 4
+        self.tail = frames[-keep:]
+        self.tail_start = base + len(frames) - len(self.tail)
+
+    def _add_candidates(self, start: int) -> None:
+        """Hard-cut candidates among the new frames: one-frame jumps, and two-frame (blended) ones."""
         lo = self.cfg.cut_min_diff
         mad = self.mad
         for i in range(max(1, start), len(mad)):
@@ -120,10 +127,6 @@ class _Scan:
                 self.cut_candidates.append((i, 1))
             if i >= 2 and min(mad[i - 1], mad[i]) >= 0.3 * lo:
                 self.cut_candidates.append((i - 1, 2))
-        self._evaluate(frames, base, final=False)
-        keep = self.back + self.fwd + 4
-        self.tail = frames[-keep:]
-        self.tail_start = base + len(frames) - len(self.tail)
 
     def _gradual(self, frames: np.ndarray, base: int) -> None:
         k = self.k_grad
@@ -193,23 +196,28 @@ class _Scan:
     def finish(self) -> ShotBoundaries:
         if self.tail is not None:
             self._evaluate(self.tail, self.tail_start, final=True)
+        return self.boundaries(self.cuts)
+
+    def boundaries(self, cuts: dict[int, float], extra: list[tuple[int, int, str]] = ()) -> ShotBoundaries:
+        """Cuts (strongest first, at least min_scene_len_s apart and from the ends), our transition
+        and blank ranges, and `extra` ranges no clip may contain."""
         times = np.asarray(self.times, dtype=np.float64)
         n = len(times)
         edge = self._frames(self.cfg.min_scene_len_s, 1) if self.fps else 1
         kept: list[int] = []
-        for idx, _ in sorted(self.cuts.items(), key=lambda kv: -kv[1]):
+        for idx, _ in sorted(cuts.items(), key=lambda kv: -kv[1]):
             if idx < edge or idx > n - edge:
                 continue
             if all(abs(idx - other) >= edge for other in kept):
                 kept.append(idx)
         kept.sort()
-        excluded = _runs(self.gradual_centres, self.k_grad, n, "gradual")
+        excluded = _runs(self.gradual_centres, self.k_grad, n, "gradual") + list(extra)
         luma_mean = np.asarray(self.luma_mean)
         luma_std = np.asarray(self.luma_std)
         blank = np.flatnonzero((luma_mean <= self.cfg.blank_max_luma) & (luma_std <= self.cfg.blank_max_std))
         excluded += _runs(blank.tolist(), 0, n, "blank")
-        return ShotBoundaries(times=times, cuts=kept, cut_scores={i: self.cuts[i] for i in kept},
-                              excluded=sorted(excluded))
+        return ShotBoundaries(times=times, cuts=kept, cut_scores={i: cuts[i] for i in kept},
+                              excluded=_merged(excluded))
 
 
 def _runs(indices: list[int], pad: int, n: int, kind: str) -> list[tuple[int, int, str]]:
@@ -221,4 +229,15 @@ def _runs(indices: list[int], pad: int, n: int, kind: str) -> list[tuple[int, in
             out[-1] = (out[-1][0], max(out[-1][1], hi), kind)
         else:
             out.append((lo, hi, kind))
+    return out
+
+
+def _merged(ranges: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Sorted ranges, overlapping ones of the same kind joined."""
+    out: list[tuple[int, int, str]] = []
+    for start, end, kind in sorted(ranges):
+        if out and out[-1][2] == kind and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end), kind)
+        else:
+            out.append((start, end, kind))
     return out

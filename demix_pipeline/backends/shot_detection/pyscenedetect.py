@@ -22,9 +22,9 @@ class SceneDetectDetector:
         from scenedetect import AdaptiveDetector, ContentDetector, detect
 
         if self.cfg.name == "content":
-            detector = ContentDetector(threshold=self.cfg.content_threshold)
+            detector = ContentDetector(threshold=self.cfg.content.threshold)
         else:
-            detector = AdaptiveDetector(adaptive_threshold=self.cfg.adaptive_threshold)
+            detector = AdaptiveDetector(adaptive_threshold=self.cfg.adaptive.threshold)
         scenes = detect(str(path), detector)
         times = probe(path, keep_frame_times=True).frame_times
         cuts = []
