@@ -52,12 +52,34 @@ class StageConfig(Strict):
         return self.model_dump(include=set(self.DECIDE_FIELDS))
 
 
+class FingerprintConfig(Strict):
+    """Perceptual fingerprint of a source (media/fingerprint.py): DCT pHashes of blended frames, borders cropped."""
+
+    enabled: bool = Field(True, description="false: no fingerprint, each source is its own group")
+    sample_fps: float = Field(2.0, gt=0, le=10, description="hashed samples per second of video")
+
+
+class GroupConfig(Strict):
+    """When two fingerprints are the same content (decide: `demix decide ingest --set ingest.group.hamming_max=...`)."""
+
+    hamming_max: int = Field(10, ge=0, le=32, description="bits of 64 within which two samples count as the same picture")
+    min_matched_frac: float = Field(0.7, gt=0, le=1, description="of the compared samples in the overlap")
+    max_mean_distance: float = Field(10.0, gt=0, le=64, description="mean bits over the compared samples "
+                                                                    "(copies measured <= 6.0, distinct videos >= 21)")
+    min_overlap_s: float = Field(2.0, ge=0)
+    min_overlap_frac: float = Field(0.5, gt=0, le=1, description="of the shorter source (a trimmed copy keeps most of it)")
+
+
 class IngestConfig(StageConfig):
     extensions: list[str] = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"]
     hash_chunk_bytes: int = Field(1 << 20, ge=4096, description="bytes read at each of the sampled offsets for source_id")
     hash_chunks: int = Field(5, ge=1, description="evenly spaced sampled chunks for source_id")
     require_audio: bool = True
     min_duration_s: float = Field(0.5, ge=0)
+    fingerprint: FingerprintConfig = FingerprintConfig()
+    group: GroupConfig = GroupConfig()
+
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"group"})
 
 
 class DemixDetectorConfig(Strict):

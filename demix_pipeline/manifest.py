@@ -68,6 +68,17 @@ INGEST = [
     Column("ingest.audio_sample_rate", pa.int32(), "sample rate of the first audio stream"),
     Column("ingest.audio_duration_s", pa.float64(), "end of the last audio packet minus the start of the video, in seconds (audio may end early)"),
     Column("ingest.duplicate_of", pa.string(), "source_uri of the first file with identical content (drop_reason duplicate)"),
+    Column("ingest.fingerprint_times", pa.list_(pa.float32()), "perceptual fingerprint: seconds from the first frame of "
+           "each hashed sample (about sample_fps a second; near-flat pictures such as black frames are left out)"),
+    Column("ingest.fingerprint_hashes", pa.list_(pa.int64()), "perceptual fingerprint: 64-bit DCT pHash (bits as int64) "
+           "of each sample, a blend of the frames within half a second, black borders cropped, as displayed (rotation applied)"),
+    Column("ingest.fingerprint_meta", pa.string(), "perceptual fingerprint: JSON with its version, the crop box "
+           "(x0, y0, x1, y1 in decoded pixels), decoded size, rotation, duration and sample rate"),
+    Column("ingest.group_id", pa.string(), "near-duplicate group: the smallest source_id among the sources whose "
+           "fingerprints match (re-encoded, rescaled, letterboxed or trimmed copies); its own source_id when alone. "
+           "The test split keeps each group on one side"),
+    Column("ingest.group_reason", pa.string(), "why the source is in a group of several: the source it matched and the "
+           "figures (matched fraction, mean Hamming distance, overlap, offset); null when alone"),
 ]
 
 CLIP_CORE = [

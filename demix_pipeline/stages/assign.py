@@ -9,7 +9,8 @@ Split (ours): whole sources go to one side, so no source has clips on both sides
 ordered by a hash of split_seed and source_id (not by input order, so the order is the same on
 every machine). First, for each subset the test side lacks, the first source in that order that
 has it goes to test (while at least one source stays in train); then sources join test in that
-order while the test side stays within test_size clips. Every placement is recorded in
+order while the test side stays within test_size clips. Near-duplicate sources (one
+`ingest.group_id`: the same film re-encoded, rescaled, letterboxed or trimmed) are placed as one. Every placement is recorded in
 `<out>/artifacts/split/<fingerprint>.json`; a later run over more sources keeps every recorded
 placement (and the reason it was given) and only places the new sources, so a clip's side never moves. Changing split_seed or
 test_size starts a new record (a new split).
@@ -26,7 +27,7 @@ import xxhash
 
 from demix_pipeline.decide import apply_checks, col, ok_rows, replace
 
-from demix_pipeline.manifest import write_json_atomic
+from demix_pipeline.manifest import ManifestError, read_stage_columns, write_json_atomic
 from demix_pipeline.stages.base import ClipStage
 
 SUBSETS = ("basic_face", "single_character", "multiple_characters", "sound_event", "visual_mood")
@@ -86,6 +87,46 @@ def place_sources(sources: dict[str, dict], recorded: dict[str, str], seed: str,
     return placed
 
 
+def place_groups(sources: dict[str, dict], groups: dict[str, str], recorded: dict[str, str], seed: str,
+                 test_clips: int, reasons: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """place_sources over near-duplicate groups: every source of a group lands on one side.
+
+    A group takes the side recorded for any of its sources (the smallest recorded source_id when
+    earlier runs, before a bridging copy arrived, put members on both sides: those keep their recorded
+    sides, since a clip's side never moves; the reason says so).
+    """
+    reasons = reasons or {}
+    units: dict[str, dict] = {}
+    members: dict[str, list[str]] = {}
+    for sid, info in sources.items():
+        unit = groups.get(sid, sid)
+        members.setdefault(unit, []).append(sid)
+        entry = units.setdefault(unit, {"clips": 0, "subsets": set()})
+        entry["clips"] += info["clips"]
+        entry["subsets"] |= info["subsets"]
+    unit_recorded, unit_reasons, split_groups = {}, {}, set()
+    for unit, sids in members.items():
+        sides = {recorded[sid] for sid in sids if sid in recorded}
+        first = min((sid for sid in sids if sid in recorded), default=None)
+        if first is not None:
+            unit_recorded[unit] = recorded[first]
+            unit_reasons[unit] = reasons.get(first, "recorded")
+        if len(sides) > 1:
+            split_groups.add(unit)
+    placed_units = place_sources(units, unit_recorded, seed, test_clips, unit_reasons)
+    placed = {}
+    for unit, sids in members.items():
+        side, why = placed_units[unit]
+        for sid in sids:
+            if sid in recorded:
+                own = reasons.get(sid, "recorded")
+                placed[sid] = (recorded[sid], own if unit not in split_groups else
+                               f"{own}; group {unit} was placed on both sides by earlier runs")
+            else:
+                placed[sid] = (side, why if len(sids) == 1 else f"{why} (with its group {unit})")
+    return placed
+
+
 def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float) -> np.ndarray:
     """(rows, 5) booleans: membership of each error-free row in each of SUBSETS, column-wise."""
     kind = col(table, "source_kind", pa.string())
@@ -110,6 +151,15 @@ class AssignStage(ClipStage):
 
     def measure_one(self, row: dict) -> dict:
         return dict(row)  # everything assign does is a decision over stored measurements
+
+    def _groups(self) -> dict[str, str]:
+        """source_id -> ingest.group_id (near-duplicates), from the ingest view: two columns, one row per source."""
+        try:
+            table = read_stage_columns(self.ctx.out, "ingest", ["source_id", "ingest.group_id"])
+        except (ManifestError, FileNotFoundError):
+            return {}
+        return {sid: gid for sid, gid in zip(table.column("source_id").to_pylist(),
+                                             table.column("ingest.group_id").to_pylist()) if gid}
 
     def registry_path(self) -> Path:
         cfg = self.cfg
@@ -141,7 +191,7 @@ class AssignStage(ClipStage):
         path = self.registry_path()
         registry = json.loads(path.read_text()) if path.exists() else {}
         recorded, reasons = registry.get("sources", {}), registry.get("reasons", {})
-        placed = place_sources(sources, recorded, cfg.split_seed, test_clips, reasons)
+        placed = place_groups(sources, self._groups(), recorded, cfg.split_seed, test_clips, reasons)
         write_json_atomic({"split_seed": cfg.split_seed, "test_size": cfg.test_size,
                            "sources": {**recorded, **{sid: side for sid, (side, _) in placed.items()}},
                            "reasons": {**reasons, **{sid: why for sid, (_, why) in placed.items()}}}, path)

@@ -1,6 +1,13 @@
-"""Stage `ingest`: one row per source file; probe, content id, and reject what cannot be used."""
+"""Stage `ingest`: one row per source file; probe, content id, perceptual fingerprint, and reject what cannot be used.
+
+decide (over the whole corpus): drop unusable files and exact duplicates (same content id), then
+group near-duplicates by their fingerprints (`ingest.group_id`, the smallest source_id of the
+group; `ingest.group_reason` names the source it matched and the figures). The test split keeps
+each group on one side (stages/assign.py).
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -9,6 +16,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from demix_pipeline.decide import apply_checks, col, only_ok, replace
+from demix_pipeline.media import fingerprint as fp
 from demix_pipeline.media.hashing import content_id
 from demix_pipeline.media.probe import ProbeError, probe
 from demix_pipeline.stages.base import Stage, failed
@@ -22,6 +30,7 @@ class UndecodableError(ProbeError):
 
 class IngestStage(Stage):
     name = "ingest"
+    version = "2"  # 2: perceptual fingerprint
     id_column = "source_id"
     measure_unit = "source_uri"
     decide_per_row = False  # duplicates are found over the whole corpus
@@ -75,13 +84,26 @@ class IngestStage(Stage):
             "ingest.audio_duration_s": info.audio_duration_s,
             "keep": True, "drop_reason": None, "error": None,
         })
+        row.update(self._fingerprint(row["source_uri"], info.has_video))
         return row
+
+    def _fingerprint(self, uri: str, has_video: bool) -> dict:
+        if not (self.cfg.fingerprint.enabled and has_video):
+            return {}
+        try:
+            record = fp.fingerprint(uri, sample_fps=self.cfg.fingerprint.sample_fps).to_record()
+        except (ValueError, av.error.FFmpegError):  # no decodable picture: the source is its own group
+            return {}
+        meta = {k: v for k, v in record.items() if k not in ("times", "hashes")}
+        return {"ingest.fingerprint_times": record["times"], "ingest.fingerprint_hashes": record["hashes"],
+                "ingest.fingerprint_meta": json.dumps(meta, sort_keys=True)}
 
     def error_rows(self, row: dict, exc: BaseException) -> list[dict]:
         return [failed(self._base_row(row), exc)]
 
     # decide sees every source (duplicates): `demix decide` gathers decide_columns() over the whole view
-    decide_reads = ("source_uri", "ingest.video_codec", "has_audio", "ingest.duplicate_of")
+    decide_reads = ("source_uri", "ingest.video_codec", "has_audio", "ingest.duplicate_of", "ingest.fingerprint_times",
+                    "ingest.fingerprint_hashes", "ingest.fingerprint_meta", "ingest.group_id", "ingest.group_reason")
 
     def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
@@ -102,7 +124,34 @@ class IngestStage(Stage):
         is_duplicate = pa.array([d is not None for d in duplicate_of])
         decided = replace(decided, {"ingest.duplicate_of": only_ok(table, pa.array(duplicate_of, pa.string()),
                                                                     "ingest.duplicate_of")})
-        return apply_checks(decided, checks + [("duplicate", is_duplicate)])
+        decided = apply_checks(decided, checks + [("duplicate", is_duplicate)])
+        group_id, reason = self._groups(decided)
+        return replace(decided, {"ingest.group_id": only_ok(decided, group_id, "ingest.group_id"),
+                                 "ingest.group_reason": only_ok(decided, reason, "ingest.group_reason")})
+
+    def _groups(self, table: pa.Table) -> tuple[pa.Array, pa.Array]:
+        """Near-duplicate groups among the kept sources: only the fingerprint columns are gathered."""
+        kept = pc.fill_null(table.column("keep"), False).to_pylist()
+        ids = table.column("source_id").to_pylist()
+        names = set(table.column_names)
+        prints: dict[str, fp.Fingerprint] = {}
+        if {"ingest.fingerprint_hashes", "ingest.fingerprint_meta"} <= names:
+            hashes = table.column("ingest.fingerprint_hashes").to_pylist()
+            times = table.column("ingest.fingerprint_times").to_pylist()
+            metas = table.column("ingest.fingerprint_meta").to_pylist()
+            for i, ok in enumerate(kept):
+                if ok and hashes[i] and metas[i] and json.loads(metas[i]).get("version") == fp.VERSION:
+                    prints[ids[i]] = fp.Fingerprint.from_record({**json.loads(metas[i]), "times": times[i],
+                                                                 "hashes": hashes[i]})
+        result = fp.group(prints, **self.cfg.group.model_dump())
+        reasons = {}
+        for sid, (other, found) in result.reasons.items():
+            reasons[sid] = (f"matches {other}: {found.matched_frac:.2f} of {found.compared} samples within "
+                            f"{self.cfg.group.hamming_max} bits, mean {found.mean_distance:.1f} bits, "
+                            f"overlap {found.overlap_s:.1f} s at offset {found.offset_s:+.1f} s")
+        group_ids = [result.groups.get(sid, sid) if ok else None for sid, ok in zip(ids, kept)]
+        return pa.array(group_ids, pa.string()), pa.array([reasons.get(sid) if ok else None
+                                                           for sid, ok in zip(ids, kept)], pa.string())
 
 
 class InputError(ValueError):

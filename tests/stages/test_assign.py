@@ -120,3 +120,46 @@ def test_assign_through_the_runner_and_stats(late_stages_run, capsys):
     # re-deciding with the same settings keeps every side
     apply_decide("assign", cfg, out)
     assert {r["clip_id"]: r["split"] for r in read_stage(out, "assign").to_pylist()} == {r["clip_id"]: r["split"] for r in rows}
+
+
+def write_ingest_groups(out, groups: dict[str, str]) -> None:
+    """An ingest view holding only what assign reads from it: each source's near-duplicate group."""
+    from demix_pipeline.manifest import part_name, stage_dir, to_table, write_atomic
+
+    rows = [{"source_id": sid, "source_uri": f"/videos/{sid}.mp4", "source_kind": "cinematic", "keep": True,
+             "ingest.group_id": gid} for sid, gid in groups.items()]
+    folder = stage_dir(out, "ingest")
+    folder.mkdir(parents=True)
+    write_atomic(to_table("ingest", rows), folder / part_name(0))
+    (folder / "_SUCCESS").write_text("")
+
+
+def test_near_duplicate_groups_land_on_one_side(tmp_path):
+    rows = synthetic_rows(200, seed=6)
+    source_ids = sorted({r["source_id"] for r in rows})
+    # groups of 1-4 sources (copies of one film from several collections)
+    rng, groups, i = random.Random(8), {}, 0
+    while i < len(source_ids):
+        size = rng.choice([1, 1, 2, 3, 4])
+        for sid in source_ids[i:i + size]:
+            groups[sid] = source_ids[i]
+        i += size
+    write_ingest_groups(tmp_path, groups)
+    decided = decide(rows, tmp_path, "assign.test_size=0.2")
+    by_group: dict[str, set[str]] = {}
+    for row in decided:
+        if row["keep"]:
+            by_group.setdefault(groups[row["source_id"]], set()).add(row["split"])
+    assert all(len(s) == 1 for s in by_group.values()), "a group on both sides"
+    assert sum(1 for s in by_group.values() if s == {"test"}) >= 5  # the test side holds groups, not nothing
+    grouped_test = [r for r in decided if r["keep"] and r["split"] == "test"
+                    and sum(g == groups[r["source_id"]] for g in groups.values()) > 1]
+    assert grouped_test and all("with its group" in r["assign.split_reason"] for r in grouped_test)
+    # a copy that arrives later joins its group's recorded side
+    late = [{**r, "clip_id": "ff" + r["clip_id"][2:], "source_id": "ff" + r["source_id"][2:]}
+            for r in rows if r["source_id"] == grouped_test[0]["source_id"]]
+    groups[late[0]["source_id"]] = groups[grouped_test[0]["source_id"]]
+    (tmp_path / "00_ingest").rename(tmp_path / "old_ingest")
+    write_ingest_groups(tmp_path, groups)
+    again = decide(rows + late, tmp_path, "assign.test_size=0.2")
+    assert {r["split"] for r in again if r["source_id"] == late[0]["source_id"] and r["keep"]} == {"test"}

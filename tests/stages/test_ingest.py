@@ -92,3 +92,20 @@ def test_audio_ending_early_and_surround_are_probed(ingested):
     avi = ingested["mpeg4_mp3.avi"]
     assert avi["ingest.container"] == "avi" and avi["ingest.video_codec"] == "mpeg4" and avi["ingest.audio_codec"].startswith("mp3")
     assert avi["keep"]
+
+
+def test_near_duplicates_share_a_group_with_the_reason(ingested):
+    """The AVI is the BBC clip's first 7 s re-encoded (MPEG-4 Part 2); the VFR file with audio is the
+    GoldenEye VFR stream remuxed with a tone. Each groups with its original; the two files drawn from
+    ffmpeg's testsrc2 pattern (4 s at 24 fps and 8 s at 25 fps) are the same picture and group too;
+    the others stay alone."""
+    bbc = next(r for r in (ingested["pyscenedetect_bbc_documentary_issue195.mp4"], ingested["bbc_copy.mp4"]) if r["keep"])
+    avi = ingested["mpeg4_mp3.avi"]
+    assert avi["keep"] and avi["ingest.group_id"] == bbc["ingest.group_id"] == min(avi["source_id"], bbc["source_id"])
+    grouped = avi if avi["ingest.group_id"] != avi["source_id"] else bbc
+    assert grouped["ingest.group_reason"].startswith("matches ")
+    assert len(grouped["ingest.fingerprint_hashes"]) == len(grouped["ingest.fingerprint_times"]) > 4
+    assert ingested["surround_51.mp4"]["ingest.group_id"] == ingested["short_audio.mp4"]["ingest.group_id"]
+    for name in ("datajuicer_video11_great_wall_silent_track.mp4", "pyscenedetect_goldeneye_rotated_issue134.mp4"):
+        row = ingested[name]
+        assert row["ingest.group_id"] == row["source_id"] and row["ingest.group_reason"] is None, name
