@@ -235,6 +235,17 @@ class DemixConfig(StageConfig):
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_l1", "silence_dbfs"})
 
 
+class PeopleConfig(Strict):
+    """Offline people detection (backends/detection/people.py); thresholds are MediaPipe's defaults."""
+
+    face_mesh_check: bool = Field(True, description="a BlazeFace face counts only when the face mesh sees a face in it")
+    min_face_presence: float = Field(0.5, gt=0, lt=1, description="face mesh presence score (MediaPipe's default)")
+    bodies: bool = Field(True, description="add BlazePose people, also those whose face is not seen")
+    pose_min_score: float = Field(0.5, gt=0, lt=1, description="BlazePose detector score (MediaPipe Pose's default)")
+    body_min_mask: float = Field(0.5, gt=0, lt=1, description="mean selfie-segmentation person probability over "
+                                                              "the person's head box")
+
+
 class VoiceoverConfig(StageConfig):
     """People, face tracks, diarization of the speech stem and active speakers; drop voice-over."""
 
@@ -244,6 +255,7 @@ class VoiceoverConfig(StageConfig):
     detect_max_side: int = Field(384, ge=64, description="frames are scaled so their long side is at most this for detection")
     face_variant: Literal["full_range", "short_range"] = "full_range"
     face_min_score: float = Field(0.4, gt=0, lt=1, description="BlazeFace score for a face (and a person, offline)")
+    people: PeopleConfig = PeopleConfig()
     yolo_model: str = Field("yolo11n", description="reference: model store folder holding `yolo_weights`")
     yolo_weights: str = Field("model.pt", description="reference: ultralytics checkpoint file inside yolo_model")
     yolo_confidence: float = Field(0.4, gt=0, lt=1, description="reference: YOLO confidence for a person")
@@ -253,7 +265,7 @@ class VoiceoverConfig(StageConfig):
     count_percentile: float = Field(90.0, ge=0, le=100, description="human count = this percentile of smoothed counts")
     tracker_min_iou: float = Field(0.3, gt=0, le=1)
     tracker_max_gap_s: float = Field(1.0, gt=0, description="a face track ends when unseen this long")
-    min_face_track_samples: int = Field(3, ge=1, description="offline: a face counts as a person only if its track has this many detections")
+    min_face_track_samples: int = Field(3, ge=1, description="offline: a person counts only if its track has this many detections")
     diarizer: Literal["offline", "reference"] = Field(
         "offline", description="offline: silero VAD + resemblyzer + clustering; reference: pyannote.audio pipeline")
     vad_onset: float = Field(0.3, gt=0, lt=1, description="offline: silero probability that starts speech")
@@ -294,6 +306,23 @@ class VoiceoverConfig(StageConfig):
         return self
 
 
+class AppearanceConfig(Strict):
+    """Offline appearance (backends/captioning/appearance.py): clothing colour and body in view, from a person mask."""
+
+    enabled: bool = True
+    fps: float = Field(2.0, gt=0, description="frames a second measured per person")
+    max_frames: int = Field(8, ge=1, description="frames measured per person at most")
+    torso_top: float = Field(0.3, ge=0, description="torso region starts this many head heights below the head ...")
+    torso_bottom: float = Field(2.0, gt=0, description="... and ends here")
+    torso_half_width: float = Field(1.0, gt=0, description="torso and legs regions reach this many head widths either side")
+    legs_top: float = Field(3.5, gt=0, description="legs region, head heights below the head (an adult is ~7.5 heads tall)")
+    legs_bottom: float = Field(6.0, gt=0)
+    min_person_heads: float = Field(0.25, gt=0, description="the clothing colour is named when the torso region "
+                                                            "holds this many head areas of person pixels in the frame")
+    min_in_frame: float = Field(0.5, gt=0, le=1, description="a body region is in view when this fraction of it is inside the frame ...")
+    min_person_frac: float = Field(0.3, gt=0, le=1, description="... and this fraction of it is on the person mask")
+
+
 class CaptionConfig(StageConfig):
     """Structured captions: participants, PersonN with appearance, active speaker, scene."""
 
@@ -305,6 +334,7 @@ class CaptionConfig(StageConfig):
     speaker_min_frac: float = Field(0.3, ge=0, le=1, description="a person is the active speaker when its tracks speak this often")
     min_speech_s: float = Field(0.5, ge=0, description="with less speech the clip has no active speaker")
     silence_dbfs: float = Field(-45.0, le=0, description="a demixed stem quieter than this is absent (the paper's level)")
+    appearance: AppearanceConfig = AppearanceConfig()
     close_up_height: float = Field(0.25, gt=0, le=1, description="face height (0-1 of the frame) from which a person is in close-up")
     medium_height: float = Field(0.08, gt=0, le=1, description="... in a medium shot (below: wide)")
     dark_luma: float = Field(70.0, ge=0, le=255)

@@ -152,18 +152,19 @@ SEGMENT = pa.struct([
 TRACK = pa.struct([
     pa.field("track_id", pa.int32()), pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
     pa.field("max_face_height_px", pa.float64()), pa.field("times", pa.list_(pa.float32())),
-    pa.field("boxes", pa.list_(pa.list_(pa.float32()))), pa.field("speaking", pa.list_(pa.float32())),
+    pa.field("boxes", pa.list_(pa.list_(pa.float32()))), pa.field("bodies", pa.list_(pa.list_(pa.float32()))),
+    pa.field("speaking", pa.list_(pa.float32())),
     pa.field("speaking_frac", pa.float64()),
 ])
 
 VOICEOVER = [
     Column("voiceover.sample_times", pa.list_(pa.float32()), "times (s, from the clip's first frame) of the frames given to the person detector (sample_fps)"),
-    Column("voiceover.person_counts", pa.list_(pa.int16()), "people found in each sampled frame (offline: faces with score >= face_min_score; reference: YOLO persons)"),
+    Column("voiceover.person_counts", pa.list_(pa.int16()), "people in each sampled frame (offline: tracked people, i.e. face-mesh-confirmed faces and mask-confirmed BlazePose bodies, whose track has min_face_track_samples detections; reference: YOLO persons)"),
     Column("voiceover.human_count", pa.int32(), "the clip's human count: count_percentile (90) of the per-frame counts after a count_smoothing_s median filter"),
     Column("voiceover.max_person_count", pa.int32(), "most people in one sampled frame (unsmoothed)"),
     Column("voiceover.person_frame_frac", pa.float64(), "fraction of sampled frames with at least one person"),
     Column("voiceover.face_tracks", pa.int32(), "face tracks (BlazeFace faces joined by IoU across sampled frames)"),
-    Column("voiceover.tracks", pa.list_(TRACK), "per face track: id, first/last time, largest face height (px), `times` of its detections (sampled frames), `boxes` there as [x0, y0, x1, y1] in 0-1 of the frame, `speaking` score (0-1) per detection (mean over its asd_fps frames) and `speaking_frac`: of its frames during speech, the fraction at or above asd_threshold (0 when it is never on screen during speech; both null: not scored, shorter than min_track_s or beyond max_asd_tracks)"),
+    Column("voiceover.tracks", pa.list_(TRACK), "per person track (offline; reference: per face track): id, first/last time, largest head height (px), `times` of its detections (sampled frames), `boxes` there (the head: confirmed face, else the pose detector's head box) as [x0, y0, x1, y1] in 0-1 of the frame, `bodies` the body box there when the pose detector found one (else null), `speaking` score (0-1) per detection (mean over its asd_fps frames) and `speaking_frac`: of its frames during speech, the fraction at or above asd_threshold (0 when it is never on screen during speech; both null: not scored, shorter than min_track_s or beyond max_asd_tracks)"),
     Column("voiceover.speech_s", pa.float64(), "seconds of speech in the diarization of separator A's speech stem"),
     Column("voiceover.speakers", pa.int32(), "speaker count of the diarization"),
     Column("voiceover.segments", pa.list_(SEGMENT), "diarization turns with speaker label and the fraction of their frames (asd_fps grid) with a visible person and with an active speaker"),
@@ -178,7 +179,8 @@ VOICEOVER = [
 CAPTION_PERSON = pa.struct([
     pa.field("person_id", pa.string()), pa.field("track_ids", pa.list_(pa.int32())),
     pa.field("box", pa.list_(pa.float32())), pa.field("description", pa.string()),
-    pa.field("speaking_frac", pa.float64()),
+    pa.field("speaking_frac", pa.float64()), pa.field("clothing_colour", pa.string()),
+    pa.field("body_in_view", pa.string()),
 ])
 CAPTION_STRUCTURE = pa.struct([
     pa.field("speaker_count", pa.int32()), pa.field("participants", pa.string()),
@@ -188,7 +190,7 @@ CAPTION_STRUCTURE = pa.struct([
 
 CAPTION = [
     Column("caption.text", pa.string(), "the caption: participants sentence, `PersonN: description` per person, `Active speaker: PersonN.`, scene sentence; only the scene sentence when no one speaks"),
-    Column("caption.structure", CAPTION_STRUCTURE, "the same as data: speaker_count (diarization), participants sentence, persons (person_id, voiceover track_ids, first face box [x0, y0, x1, y1] 0-1, description, speaking_frac), active_speaker (PersonN or null), scene"),
+    Column("caption.structure", CAPTION_STRUCTURE, "the same as data: speaker_count (diarization), participants sentence, persons (person_id, voiceover track_ids, first head box [x0, y0, x1, y1] 0-1, description, speaking_frac, clothing_colour: offline, the basic colour term of the torso's person pixels or `not visible`, body_in_view: offline, `face only` / `upper body` / `whole body`; both null from the reference captioner), as many persons as voiceover.human_count, active_speaker (PersonN or null), scene"),
     Column("caption.captioner", pa.string(), "`offline` (measured-facts template: no appearance) or `reference` (video-LLM descriptions)"),
     Column("caption.brightness", pa.float64(), "mean luma (0-255) of frames at analysis_fps"),
     Column("caption.colourfulness", pa.float64(), "mean chroma distance from grey, sqrt((U-128)^2 + (V-128)^2), of those frames"),

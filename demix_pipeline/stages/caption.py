@@ -47,8 +47,25 @@ def group_persons(tracks: list[dict] | None, min_samples: int, same_distance: fl
     return persons
 
 
+def as_many_as_counted(persons: list[Person], tracks: list[dict] | None, human_count: int) -> list[Person]:
+    """The `human_count` persons seen longest, renumbered left to right: the caption lists as many
+    people as the clip's human count (and so its subsets) says."""
+    if len(persons) <= human_count:
+        return persons
+    by_track = {t["track_id"]: t for t in tracks or []}
+
+    def seen(person: Person) -> float:
+        return sum(by_track[tid]["end_s"] - by_track[tid]["start_s"] for tid in person.track_ids)
+
+    kept = sorted(sorted(persons, key=lambda p: -seen(p))[:human_count], key=lambda p: (round(_centre_x(p.box), 3)))
+    for index, person in enumerate(kept, start=1):
+        person.person_id = f"Person{index}"
+    return kept
+
+
 class CaptionStage(ClipStage):
     name = "caption"
+    version = "2"  # 2: persons as counted, clothing colour and body in view
     uses_model = True
     model_uses = (ModelUse("backend", "model", ("config.json",)),)
 
@@ -64,6 +81,11 @@ class CaptionStage(ClipStage):
         from demix_pipeline.backends.captioning.offline import TemplateCaptioner
 
         self.template = TemplateCaptioner(cfg)
+        self.appearance = None
+        if cfg.backend == "offline" and cfg.appearance.enabled:
+            from demix_pipeline.backends.captioning.appearance import AppearanceMeter
+
+            self.appearance = AppearanceMeter(cfg.appearance)
 
     def backends(self) -> dict[str, str]:
         if self.cfg.backend == "reference":
@@ -72,7 +94,9 @@ class CaptionStage(ClipStage):
             return {"caption": f"reference: transformers {metadata.version('transformers')} video-LLM {self.cfg.model} "
                                f"(model store) for appearance and scene; structure, ids and speaker from the pipeline's "
                                f"measurements"}
-        return {"caption": "offline: measured-facts template (no appearance is invented)"}
+        looks = (" and appearance (clothing colour, body in view) from the MediaPipe 0.10.21 selfie-segmentation "
+                 "person mask" if self.cfg.appearance.enabled else "")
+        return {"caption": f"offline: measured-facts template{looks} (no appearance is invented)"}
 
     def measure(self, rows: list[dict]) -> list[dict]:
         """Captions of a batch; the reference model describes all persons and scenes of the batch together."""
@@ -96,6 +120,7 @@ class CaptionStage(ClipStage):
         stats = picture_stats(clip, cfg.analysis_fps)
         duration = row["end_s"] - row["start_s"]
         persons = group_persons(row.get("voiceover.tracks"), cfg.min_person_samples, cfg.same_person_distance)
+        persons = as_many_as_counted(persons, row.get("voiceover.tracks"), int(row.get("voiceover.human_count") or 0))
         has_speech = (row.get("voiceover.speech_s") or 0.0) >= cfg.min_speech_s
         speakers = [p for p in persons if p.speaking_frac is not None and p.speaking_frac >= cfg.speaker_min_frac]
         active = max(speakers, key=lambda p: p.speaking_frac).person_id if has_speech and speakers else None
@@ -104,9 +129,17 @@ class CaptionStage(ClipStage):
             ("music", (row.get("demix.a_music_dbfs") or -200.0) >= cfg.silence_dbfs),
             ("sound effects", (row.get("demix.a_effects_dbfs") or -200.0) >= cfg.silence_dbfs)) if present]
         tracks = {t["track_id"]: t for t in row.get("voiceover.tracks") or []}
+        looks = {}
+        if self.appearance is not None:
+            looks = self.appearance.measure(clip, {p.person_id: [(t, box) for tid in p.track_ids
+                                                                 for t, box in zip(tracks[tid]["times"], tracks[tid]["boxes"])]
+                                                   for p in persons})
         for person in persons:
             seen = sum(tracks[tid]["end_s"] - tracks[tid]["start_s"] for tid in person.track_ids)
-            person.description = self.template.describe_person(person.box, seen)
+            found = looks.get(person.person_id)
+            if found is not None:
+                person.clothing_colour, person.body_in_view = found.clothing_colour, found.body_in_view
+            person.description = self.template.describe_person(person.box, seen, found)
         speaker_count = int(row.get("voiceover.speakers") or 0) if has_speech else 0
         caption = Caption(speaker_count=speaker_count, participants=participants_sentence(speaker_count),
                           persons=persons, active_speaker=active,

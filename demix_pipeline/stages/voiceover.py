@@ -2,12 +2,14 @@
 
 Measure (../shared/spec/DEMIX.md section 5), per clip, in one decoding pass of the clip:
 - people: frames sampled at `sample_fps` straight from the decoder go to the person detector
-  (offline: BlazeFace faces; reference: YOLO persons). The human count of the clip is the
+  (offline: BlazeFace faces confirmed by the face mesh, plus BlazePose bodies confirmed by the
+  selfie-segmentation mask, one detection per person; reference: YOLO persons). The human count of the clip is the
   `count_percentile` of the per-frame counts after a median filter of `count_smoothing_s`: a
   high percentile keeps a second person seen in part of the clip, the filter drops one-frame
   false hits.
-- face tracks: BlazeFace faces tracked by IoU over the sampled frames; each live track is cropped
-  at `asd_fps` from the luma plane for the active-speaker step.
+- tracks: offline, each person's head box tracked by IoU over the sampled frames (one set of tracks
+  gives the count, the active speakers and the caption's persons); reference, BlazeFace faces. Each
+  live track is cropped at `asd_fps` from the luma plane for the active-speaker step.
 - diarization of separator A's speech stem (demix.speech_uri), not of the mixture.
 - active speaker per track and frame (offline lip motion vs speech envelope, or an ONNX model).
 - coverage: every speech turn's fraction of frames with a visible person and with an active
@@ -86,6 +88,7 @@ def in_turns(times: np.ndarray, turns: list[Turn]) -> np.ndarray:
 
 class VoiceoverStage(ClipStage):
     name = "voiceover"
+    version = "2"  # 2: people from confirmed faces and bodies, one track per person
     decide_reads = ("voiceover.speech_s", "voiceover.uncovered_speech_s", "voiceover.uncovered_speech_frac",
                     "voiceover.no_speaker_speech_s", "voiceover.no_speaker_speech_frac")
     uses_model = True
@@ -94,12 +97,16 @@ class VoiceoverStage(ClipStage):
 
     def setup(self) -> None:
         cfg = self.cfg
-        from demix_pipeline.backends.detection.blazeface import BlazeFace
-
-        self.faces = BlazeFace(cfg.face_variant, min_score=cfg.face_min_score)
         self.persons = None
         device = "cuda" if cfg.resources.num_gpus > 0 else "cpu"
-        if cfg.person_detector == "reference":
+        if cfg.person_detector == "offline":
+            from demix_pipeline.backends.detection.people import PeopleDetector
+
+            self.faces = PeopleDetector(cfg.people, cfg.face_variant, cfg.face_min_score)
+        else:
+            from demix_pipeline.backends.detection.blazeface import BlazeFace
+
+            self.faces = BlazeFace(cfg.face_variant, min_score=cfg.face_min_score)
             from demix_pipeline.backends.detection.yolo_ref import YoloPersons
 
             folder = self.model_folder(cfg.yolo_model)
@@ -132,14 +139,21 @@ class VoiceoverStage(ClipStage):
         v = _versions("ai-edge-litert", "silero-vad", "resemblyzer", "ultralytics", "pyannote.audio", "onnxruntime")
         people = (f"reference: ultralytics {v['ultralytics']} YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
                   if cfg.person_detector == "reference" else
-                  f"offline: mediapipe 0.10.21 BlazeFace {cfg.face_variant} (ai-edge-litert {v['ai-edge-litert']})")
+                  f"offline: {self._offline_people_version()} (ai-edge-litert {v['ai-edge-litert']})")
         diarizer = (f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
                     if cfg.diarizer == "reference" else
                     f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering")
         asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store, onnxruntime {v['onnxruntime']})"
                if cfg.asd == "reference" else "offline: lip motion vs speech envelope")
-        return {"voiceover": f"people: {people}; faces: BlazeFace {cfg.face_variant} + IoU tracks; "
+        tracks = ("one IoU track per person (head boxes), also feeding the active speaker and the captions"
+                  if cfg.person_detector == "offline" else f"faces: BlazeFace {cfg.face_variant} + IoU tracks")
+        return {"voiceover": f"people: {people}; {tracks}; "
                              f"diarization: {diarizer}; active speaker: {asd}"}
+
+    def _offline_people_version(self) -> str:
+        from demix_pipeline.backends.detection.people import describe
+
+        return describe(self.cfg.people, self.cfg.face_variant, self.cfg.face_min_score)
 
     # measure -----------------------------------------------------------------------------------
     def scan_video(self, path) -> VisualScan:
@@ -187,7 +201,7 @@ class VoiceoverStage(ClipStage):
         persons = self.persons.detect(frame.to_ndarray(format="rgb24")) if self.persons else faces
         scan.sample_times.append(t)
         scan.frame_size = (frame.width, frame.height)
-        scan.face_counts.append(len(faces))
+        scan.face_counts.append(sum(1 for d in faces if d.mouth is not None))
         scan.person_counts.append(len(persons))
         seen = tracker.update(t, faces)
         scan.sample_tracks.append([track.track_id for track in seen])
@@ -285,6 +299,9 @@ class VoiceoverStage(ClipStage):
                  "times": [round(t, 4) for t in times],
                  "boxes": [[round(v / size, 4) for v, size in zip(det.box, (width, height, width, height))]
                            for _, det in track.detections],
+                 "bodies": [None if det.body is None else
+                            [round(v / size, 4) for v, size in zip(det.body, (width, height, width, height))]
+                            for _, det in track.detections],
                  "speaking": None, "speaking_frac": None}
         crops = scan.tracks.get(track.track_id)
         if scores is None or crops is None:
@@ -325,7 +342,8 @@ def _versions(*packages: str) -> dict[str, str]:
 
 def _scaled(det: Detection, sx: float, sy: float) -> Detection:
     x0, y0, x1, y1 = det.box
-    return Detection(box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), score=det.score, kind=det.kind,
+    body = (det.body[0] * sx, det.body[1] * sy, det.body[2] * sx, det.body[3] * sy) if det.body else None
+    return Detection(box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), score=det.score, kind=det.kind, body=body,
                      mouth=(det.mouth[0] * sx, det.mouth[1] * sy) if det.mouth else None,
                      eyes=tuple((x * sx, y * sy) for x, y in det.eyes) if det.eyes else None)
 

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from demix_pipeline.backends.captioning.appearance import COLOURS, colour_name
 from demix_pipeline.backends.captioning.offline import TemplateCaptioner
 from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
 from demix_pipeline.config import load_config
@@ -107,3 +108,31 @@ def test_config_changes_reach_the_captioner(captions, late_stages_run):
                          RunContext(late_stages_run["out"]))
     stage.setup()
     assert stage.measure_one(row)["caption.text"].startswith("A bright scene")
+
+
+def test_person_list_matches_the_human_count(captions):
+    assert len(captions) >= 10
+    for row in captions:
+        assert len(row["caption.structure"]["persons"]) == row["voiceover.human_count"], row["clip_id"]
+
+
+def test_talking_heads_have_a_clothing_colour_or_say_it_is_not_seen(captions):
+    heads = [r for r in captions if r["video_path"].startswith("talking_head_single/")]
+    assert len(heads) >= 5
+    for row in heads:
+        for person in row["caption.structure"]["persons"]:
+            assert person["clothing_colour"] in COLOURS + ("not visible",), person
+            assert person["body_in_view"] in ("face only", "upper body", "whole body")
+            wears = "clothing colour not visible" if person["clothing_colour"] == "not visible" else \
+                f"wearing {person['clothing_colour']}"
+            assert wears in person["description"]
+    # the labels' notes name one colour that our measure can see: the red dress (video5)
+    dress = [p for r in heads if "datajuicer_video5" in r["video_path"] for p in r["caption.structure"]["persons"]]
+    assert dress and all(p["clothing_colour"] == "red" for p in dress), dress
+
+
+def test_colour_names_follow_hue_saturation_and_value():
+    assert [colour_name(c) for c in [(200, 20, 30), (20, 40, 200), (30, 160, 40), (240, 240, 235), (10, 10, 12),
+                                     (128, 128, 130), (230, 200, 20), (240, 140, 20), (120, 60, 20), (130, 40, 160),
+                                     (240, 150, 190)]] == \
+        ["red", "blue", "green", "white", "black", "grey", "yellow", "orange", "brown", "purple", "pink"]

@@ -1,6 +1,8 @@
 """Stage voiceover on real clips: human counts, voice-over drops, faces over music, decide without models."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from demix_pipeline.config import load_config
@@ -59,12 +61,24 @@ def test_human_count_accuracy_against_the_labels(voiceover_run):
     assert len(labelled) >= 12 and sum(right) / len(right) >= 0.8
 
 
-def test_scenery_has_no_people(media):
+def test_scenery_and_generated_scenes_have_no_people(media, tmp_path):
+    """No person in the shared scenery, nor in any frame of the demo's generated scenes (abstract
+    shapes, where BlazeFace alone found a face on every clip of film_related_mood)."""
+    from demix_pipeline.sample import make_sample_corpus
+
     stage = VoiceoverStage(load_config(), None)
     stage.setup()
-    for name in ("scenery_no_people/datajuicer_video10_plant_no_audio.mp4", "sound_effects/vas_fireworks_video_02997.mp4"):
+    for name in ("scenery_no_people/datajuicer_video10_plant_no_audio.mp4",
+                 "scenery_no_people/datajuicer_video11_great_wall_silent_track.mp4",
+                 "sound_effects/vas_fireworks_video_02997.mp4"):
         scan = stage.scan_video(media / name)
         assert scan.sample_times and human_count(scan.person_counts, 5.0, 0.6, 90) == 0, name
+    corpus = make_sample_corpus(tmp_path / "demo")
+    videos = sorted(corpus.parent.glob("*.mp4"))
+    assert len(videos) == 3
+    for video in videos:
+        scan = stage.scan_video(video)
+        assert len(scan.sample_times) >= 20 and max(scan.person_counts) == 0 and scan.face_tracks == [], video.name
 
 
 def test_same_clip_same_measurements(media):

@@ -20,6 +20,8 @@ class Person:
     box: list[float]            # first box, [x0, y0, x1, y1] in 0-1 of the frame
     description: str = ""
     speaking_frac: float | None = None
+    clothing_colour: str | None = None  # offline: a basic colour term or "not visible"; null: not measured
+    body_in_view: str | None = None     # offline: "face only", "upper body" or "whole body"; null: not measured
 
 
 @dataclass

@@ -11,7 +11,9 @@ class Detection:
     """One person or face, in pixels of the frame it was found in.
 
     `kind` is "face" (box around the face, `mouth` set when the detector gives landmarks) or
-    "person" (box around the body).
+    "person" (box around the body). The offline people detector gives `box` = the head (a confirmed
+    face, or the pose detector's head box when no face was confirmed) and `body` = the body box when
+    the pose detector found one, so one track follows a person whether or not the face is seen.
     """
 
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -19,6 +21,7 @@ class Detection:
     kind: str = "face"
     mouth: tuple[float, float] | None = None
     eyes: tuple[tuple[float, float], tuple[float, float]] | None = field(default=None)
+    body: tuple[float, float, float, float] | None = None
 
     @property
     def width(self) -> float:

@@ -187,19 +187,22 @@ class BlazePose:
         return value if 0.0 <= value <= 1.0 else 1.0 / (1.0 + math.exp(-value))
 
 
-def merge_people(persons: list[PersonDetection], faces: list[Detection], face_scale: float = 2.0) -> list[Detection]:
-    """Persons plus the faces no person accounts for (a face inside a person's head box counts once).
+def pair_people(persons: list[PersonDetection], faces: list[Detection], face_scale: float = 2.0
+                ) -> list[tuple[PersonDetection | None, Detection | None]]:
+    """Each person with the face it shows (or None), then the faces no person accounts for.
 
     A face belongs to a person when its centre lies inside that person's detector (head) box grown
     `face_scale` times about its centre; each person takes at most one face, the nearest.
     """
-    out: list[Detection] = list(persons)
-    free = list(range(len(persons)))
+    taken: dict[int, Detection] = {}
+    loose: list[Detection] = []
     for face in sorted(faces, key=lambda f: -f.score):
         fx, fy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
         best, best_d = None, math.inf
-        for i in free:
-            head = persons[i].face_box or persons[i].box
+        for i, person in enumerate(persons):
+            if i in taken:
+                continue
+            head = person.face_box or person.box
             hx, hy = (head[0] + head[2]) / 2, (head[1] + head[3]) / 2
             half_w, half_h = face_scale * (head[2] - head[0]) / 2, face_scale * (head[3] - head[1]) / 2
             if abs(fx - hx) <= half_w and abs(fy - hy) <= half_h:
@@ -207,7 +210,12 @@ def merge_people(persons: list[PersonDetection], faces: list[Detection], face_sc
                 if d < best_d:
                     best, best_d = i, d
         if best is None:
-            out.append(face)
+            loose.append(face)
         else:
-            free.remove(best)
-    return out
+            taken[best] = face
+    return [(person, taken.get(i)) for i, person in enumerate(persons)] + [(None, face) for face in loose]
+
+
+def merge_people(persons: list[PersonDetection], faces: list[Detection], face_scale: float = 2.0) -> list[Detection]:
+    """Persons plus the faces no person accounts for (a face inside a person's head box counts once)."""
+    return [person if person is not None else face for person, face in pair_people(persons, faces, face_scale)]
