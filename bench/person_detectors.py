@@ -1,10 +1,12 @@
 """Compare the offline person/face detector candidates on the labelled shots of a media folder.
 
-Why BlazeFace full-range is the offline default: for each labelled shot (labels.tsv, `max_people`
+Why the offline default is faces confirmed by the face mesh plus mask-confirmed BlazePose bodies
+(`people_default`): for each labelled shot (labels.tsv, `max_people`
 as classes 0 / 1 / 2+, `unsure` left out), frames at 2 fps are given to each candidate and the
 shot's count is the 90th percentile of per-frame counts; the script prints accuracy and
-milliseconds per frame on one core. Candidates: MediaPipe BlazeFace full-range and short-range
-(LiteRT), OpenCV Haar frontal + profile faces, OpenCV HOG people (all with weights inside wheels).
+milliseconds per frame on one core, on the tune files (tests/data/tune_files.txt), the held-out rest,
+and all. Candidates: the default, its face and body parts alone, MediaPipe BlazeFace full-range and
+short-range (LiteRT), OpenCV Haar frontal + profile faces, OpenCV HOG people (all with weights inside wheels).
 
     python bench/person_detectors.py [--media DIR] [--json FILE]
 """
@@ -22,7 +24,7 @@ from _report import report
 
 from demix_pipeline.backends.detection.base import iou
 from demix_pipeline.backends.detection.blazeface import BlazeFace
-from demix_pipeline.evaluation import count_class, label_rows
+from demix_pipeline.evaluation import count_class, halves, label_rows
 from demix_pipeline.media.frames import iter_frames_at, open_video
 
 DEFAULT_MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
@@ -59,6 +61,31 @@ def blazeface_counter(variant: str, min_score: float):
     return lambda rgb: len(detector.detect(rgb))
 
 
+def people_counter(**people):
+    """The offline default (backends/detection/people.py), or one of its parts switched off."""
+    from demix_pipeline.backends.detection.people import PeopleDetector
+    from demix_pipeline.config import PeopleConfig
+
+    detector = PeopleDetector(PeopleConfig(**people))
+    return lambda rgb: len(detector.detect(rgb))
+
+
+def bodies_counter():
+    """BlazePose people alone (no face model), kept when the person mask covers their head."""
+    from demix_pipeline.backends.detection.blazepose import BlazePose
+    from demix_pipeline.backends.detection.selfie_segmentation import SelfieSegmenter
+
+    pose, segmenter = BlazePose(), SelfieSegmenter()
+
+    def count(rgb: np.ndarray) -> int:
+        bodies = pose.detect(rgb)
+        if not bodies:
+            return 0
+        mask = segmenter.mask(rgb)
+        return sum(SelfieSegmenter.fraction(mask, b.face_box or b.box) >= 0.5 for b in bodies)
+    return count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
@@ -66,7 +93,10 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=2.0)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    candidates = {"blazeface_full_range": blazeface_counter("full_range", 0.4),
+    candidates = {"people_default": people_counter(),
+                  "faces_mesh_confirmed": people_counter(bodies=False),
+                  "bodies_mask_confirmed": bodies_counter(),
+                  "blazeface_full_range": blazeface_counter("full_range", 0.4),
                   "blazeface_short_range": blazeface_counter("short_range", 0.4),
                   "opencv_haar_faces": haar_counter(), "opencv_hog_people": hog_counter()}
     labels = [row for row in label_rows(args.media) if row["max_people"] != "unsure"]
@@ -92,18 +122,23 @@ def main() -> int:
                 counts[(video, t)] = count(rgb)
                 spent += time.perf_counter() - start
                 calls += 1
-        right = 0
+        right = {}
         for row in labels:
             a, b = float(row["start_s"]), float(row["end_s"])
             shot = [n for (video, t), n in counts.items() if video == row["video_path"] and a <= t < b]
             predicted = int(np.percentile(shot, 90, method="lower")) if shot else 0
-            right += count_class(predicted) == count_class(row["max_people"])
-        figures[f"person_detectors.{name}.accuracy"] = round(right / len(labels), 4)
+            right[(row["video_path"], row["shot_index"])] = count_class(predicted) == count_class(row["max_people"])
+        for half, videos in halves({row["video_path"] for row in labels}).items():
+            scored = [ok for (video, _), ok in right.items() if video in videos]
+            figures[f"person_detectors.{name}.accuracy_{half}"] = round(sum(scored) / max(1, len(scored)), 4)
         figures[f"person_detectors.{name}.ms_per_frame"] = round(1000 * spent / max(1, calls), 1)
     always_one = sum(count_class(row["max_people"]) == "1" for row in labels) / len(labels)
-    figures["person_detectors.always_one.accuracy"] = round(always_one, 4)
+    figures["person_detectors.always_one.accuracy_all"] = round(always_one, 4)
+    split = halves({row["video_path"] for row in labels})
     report([f"person/face detector candidates on {args.media}/labels.tsv (frames at {args.fps} fps, "
-            "long side <= 640 px, shot count = 90th percentile)"], figures, args.json)
+            "long side <= 640 px, shot count = 90th percentile)",
+            f"tune: {sum(r['video_path'] in split['tune'] for r in labels)} shots of the files in tests/data/tune_files.txt; "
+            f"held_out: the other {sum(r['video_path'] in split['held_out'] for r in labels)} shots"], figures, args.json)
     return 0
 
 

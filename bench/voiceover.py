@@ -2,7 +2,8 @@
 
 Prints: DER (missed / false alarm / confusion) and speaker-count accuracy of each diarization
 backend on the RTTM files (collar 0 and pyannote's collar 0.5 = +-0.25 s); human-count accuracy
-(classes 0 / 1 / 2+) against labels.tsv per labelled shot; active-speaker agreement with
+(classes 0 / 1 / 2+) against labels.tsv per labelled shot, also on the tune files
+(tests/data/tune_files.txt) and the held-out rest apart; active-speaker agreement with
 labels.tsv `talking_face_visible` on labelled speech shots; voice-over decisions (the decide rule
 applied per shot) against labels.tsv `voice_over`; detector frames per second on one
 core; and the stage's realtime factor on 2 worker processes (video seconds / wall seconds), with
@@ -25,7 +26,7 @@ import numpy as np
 from _report import report
 
 from demix_pipeline.config import load_config
-from demix_pipeline.evaluation import count_class, diarization_files, label_rows, score_diarization
+from demix_pipeline.evaluation import count_class, diarization_files, label_rows, score_diarization, tune_files
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.media.frames import iter_frames_at
 from demix_pipeline.stages.base import RunContext
@@ -137,6 +138,8 @@ def main() -> int:
         stage_wall = time.perf_counter() - start
     seconds = sum(r["duration"] for r in results.values())
     count_right = count_total = asd_right = asd_total = vo_right = vo_total = 0
+    tune = tune_files()
+    count_by_half = {"tune": [0, 0], "held_out": [0, 0]}
     misses = []
     for row in labels:
         result = results[row["video_path"]]
@@ -148,6 +151,9 @@ def main() -> int:
             predicted = count_class(human_count(counts, cfg.sample_fps, cfg.count_smoothing_s, cfg.count_percentile))
             count_total += 1
             count_right += predicted == count_class(row["max_people"])
+            half = count_by_half["tune" if row["video_path"] in tune else "held_out"]
+            half[0] += predicted == count_class(row["max_people"])
+            half[1] += 1
             if predicted != count_class(row["max_people"]):
                 misses.append(f"{row['video_path']}#{row['shot_index']}: {row['max_people']} -> {predicted}")
         if row["speech"] == "yes" and row["talking_face_visible"] in ("yes", "no"):
@@ -172,6 +178,9 @@ def main() -> int:
             vo_right += dropped == (row["voice_over"] == "yes")
     figures["voiceover.human_count_accuracy"] = round(count_right / max(1, count_total), 4)
     figures["voiceover.human_count_shots"] = count_total
+    for half, (right, total) in count_by_half.items():
+        figures[f"voiceover.human_count_accuracy_{half}"] = round(right / max(1, total), 4)
+        figures[f"voiceover.human_count_shots_{half}"] = total
     figures["voiceover.active_speaker_agreement"] = round(asd_right / max(1, asd_total), 4)
     figures["voiceover.active_speaker_shots"] = asd_total
     figures["voiceover.voice_over_agreement"] = round(vo_right / max(1, vo_total), 4)

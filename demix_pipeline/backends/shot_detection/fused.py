@@ -52,10 +52,10 @@ class _CandidateScan(_Scan):
             return None
         new = i  # first frame of the new picture
         for k in range(self.k_persist):
-            if new + k >= end:
-                break
-            if _distance(frames, base, end, new + k, i - 1) < self.cfg.persist_frac * mad[i]:
+            if new + k < end and _distance(frames, base, end, new + k, i - 1) < self.cfg.persist_frac * mad[i]:
                 return None  # the old picture comes back: a flash, not a cut
+            if i - 2 - k >= base and _distance(frames, base, end, new, i - 2 - k) < self.cfg.persist_frac * mad[i]:
+                return None  # the picture of just before comes back: the end of a flash
         self.candidates[i] = mad[i]
         self.scorer.request(range(i - 2, i + 2))  # a 2-frame transition run may sit on either side
         return None  # cuts are decided once TransNetV2 has scored the candidates
