@@ -139,6 +139,15 @@ class DetectorConfig(Strict):
     content: ContentDetectorConfig = ContentDetectorConfig()
     adaptive: AdaptiveDetectorConfig = AdaptiveDetectorConfig()
 
+    USES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "fused": ("fused", "transnetv2", "demix"), "transnetv2": ("transnetv2", "demix"), "demix": ("demix",),
+        "content": ("content",), "adaptive": ("adaptive",)}
+
+    def measure_dict(self) -> dict:
+        """Only the sections the chosen detector reads: tuning another detector re-measures nothing."""
+        dumped = self.model_dump()
+        return {key: value for key, value in dumped.items() if key == "name" or key in self.USES[self.name]}
+
 
 class EncodeConfig(Strict):
     video_codec: str = "libx264"
@@ -166,6 +175,9 @@ class ShotsConfig(StageConfig):
     max_clip_s: float = Field(20.0, gt=0)
 
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"min_clip_s", "max_clip_s"})
+
+    def measure_dict(self) -> dict:
+        return {**super().measure_dict(), "detector": self.detector.measure_dict()}
 
     @model_validator(mode="after")
     def _check_lengths(self) -> "ShotsConfig":

@@ -53,3 +53,12 @@ def test_decide_fields_do_not_change_the_measure_fingerprint():
     assert base.fingerprint("shots", "measure") == load_config(overrides=["shots.min_clip_s=5"]).fingerprint("shots", "measure")
     assert base.fingerprint("shots", "decide") != load_config(overrides=["shots.min_clip_s=5"]).fingerprint("shots", "decide")
     assert base.fingerprint("shots", "measure") != load_config(overrides=["shots.trim_frames=0"]).fingerprint("shots", "measure")
+
+
+def test_only_the_chosen_detectors_sections_are_measure_config():
+    base = load_config().shots.measure_dict()
+    assert load_config(overrides=["shots.detector.content.threshold=30"]).shots.measure_dict() == base
+    assert load_config(overrides=["shots.detector.transnetv2.threshold=0.6"]).shots.measure_dict() != base
+    demix_only = load_config(overrides=["shots.detector.name=demix"]).shots
+    assert load_config(overrides=["shots.detector.name=demix", "shots.detector.fused.candidate_ratio=2"]
+                       ).shots.measure_dict() == demix_only.measure_dict()

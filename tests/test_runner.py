@@ -28,7 +28,10 @@ SMALL = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4",
          "talking_head_single/videoretalking_face_2.mp4",
          "sound_effects/vas_dog_video_02677.mp4",
          "music/vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4"]
-FAST = ["shots.encode.preset=ultrafast", "shots.resources.shard_size=1", "ingest.resources.shard_size=2"]
+# Runner mechanics need clips, not the best cuts: our cheap detector (the default's quality is tested in
+# tests/backends/test_shot_detection.py) keeps TransNetV2's CPU cost out of these runs.
+CHEAP_SHOTS = "shots.detector.name=demix"
+FAST = ["shots.encode.preset=ultrafast", "shots.resources.shard_size=1", "ingest.resources.shard_size=2", CHEAP_SHOTS]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,8 @@ def test_decide_changes_keep_without_measuring(reference_run, tmp_path, monkeypa
 
 
 def test_set_overrides_reach_the_stage(media, tmp_path, ray_session):
-    overrides = ["shots.max_clip_s=2.5", "shots.window_s=2.0", "shots.min_clip_s=1.0", "shots.encode.preset=ultrafast"]
+    overrides = ["shots.max_clip_s=2.5", "shots.window_s=2.0", "shots.min_clip_s=1.0", "shots.encode.preset=ultrafast",
+                 CHEAP_SHOTS]
     _, clips = run_pipeline([media / "talking_head_single" / "videoretalking_face_3.mp4"], tmp_path, overrides)
     assert len(clips) == 3 and all(c["shots.duration_s"] <= 2.0 for c in clips)  # a 5 s shot in 3 windows
     assert [c["shots.cut_in"] for c in clips] == ["start", "window", "window"]
@@ -165,7 +169,7 @@ def test_changed_encode_settings_remake_the_clips(reference_run, tmp_path, ray_s
 GROW_FIRST = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4", "sound_effects/vas_dog_video_02677.mp4",
               "music/vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4"]
 GROW_MORE = ["sound_effects/vas_fireworks_video_02997.mp4"]
-ALL_FAST = ["shots.encode.preset=ultrafast", "assign.test_size=0.3"]
+ALL_FAST = ["shots.encode.preset=ultrafast", "assign.test_size=0.3", CHEAP_SHOTS]
 MODEL_STAGES = ("shots", "audio_quality", "demix", "voiceover", "caption")
 
 
