@@ -353,7 +353,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     fingerprint = measure_fingerprint(stage)
     inputs = stage_input(name, out, sources, fingerprint)
     folder = stage_dir(out, name)
-    decide_fp = cfg.fingerprint(name, "decide")
+    decide_fp = decide_fingerprint(name, cfg, out)
     keep_errors = cfg.run.keep_errors
     stored = _read_json(folder / "_stage.json")
     ahead = streamed.measured if streamed else 0
@@ -412,6 +412,15 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
     summary.status = "resumed" if resumed else "ran" if measured_now else "rebuilt"
     return summary
+
+
+def decide_fingerprint(name: str, cfg: PipelineConfig, out: RunPath) -> str:
+    """The decide config, plus the outputs of the earlier stages whose views decide() also reads."""
+    parts = [cfg.fingerprint(name, "decide")]
+    for other in stage_class(name).decide_reads_stages:
+        record = _read_json(stage_dir(out, other) / "_stage.json") or {}
+        parts.append(f"{record.get('output_fingerprint')}:{record.get('decide_fingerprint')}")
+    return parts[0] if len(parts) == 1 else cfg.fingerprint_of({"decide": parts[0], "reads": parts[1:]})
 
 
 def measure_fingerprint(stage: Stage) -> str:
@@ -541,7 +550,7 @@ def _record_and_finish(name: str, cfg: PipelineConfig, stage: Stage, folder: Run
     record = {
         "stage": name, "stage_version": stage.version, "code_version": code_version(),
         "backends": stage.backends(), "config": cfg.stage(name).model_dump(mode="json"),
-        "decide_fingerprint": cfg.fingerprint(name, "decide"), "output_fingerprint": _view_fingerprint(view, stage),
+        "decide_fingerprint": decide_fingerprint(name, cfg, folder.parent), "output_fingerprint": _view_fingerprint(view, stage),
         "rows_out": view.num_rows, "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
         "hours_out": (pc.sum(hours).as_py() or 0.0) / 3600.0,
         "hours_kept": (pc.sum(hours.filter(keep)).as_py() or 0.0) / 3600.0,

@@ -33,9 +33,8 @@ from demix_pipeline.config import PipelineConfig
 from demix_pipeline.manifest import read_stage, stage_dir, to_table, write_json_atomic
 from demix_pipeline.measurements import MEASURE_DIR, MeasurementStore, measure_key_column, token
 from demix_pipeline.models import check_models
-from demix_pipeline.runner import (StageFailed, StageSummary, _node_id, _strip, _Worker, ensure_ray, measure_fingerprint,
-                                   open_store,
-                                   previous_stage, run_stage, was_interrupted)
+from demix_pipeline.runner import (StageFailed, StageSummary, _node_id, _strip, _Worker, decide_fingerprint, ensure_ray,
+                                   measure_fingerprint, open_store, previous_stage, run_stage, was_interrupted)
 from demix_pipeline.stages import RunContext, stage_class
 from demix_pipeline.stages.base import error_text
 from demix_pipeline.storage import RunPath, ensure_dir, remove_file, run_root
@@ -235,7 +234,7 @@ def all_up_to_date(names: list[str], cfg: PipelineConfig, out: RunPath) -> bool:
         mine = record(name)
         if not (upstream and mine and mine.get("fingerprint") == fingerprint_of_stage(name, cfg, out)
                 and mine.get("input_fingerprint") == upstream.get("output_fingerprint")
-                and mine.get("decide_fingerprint") == cfg.fingerprint(name, "decide")
+                and mine.get("decide_fingerprint") == decide_fingerprint(name, cfg, out)
                 and (cfg.run.keep_errors or not mine.get("errors"))):
             return False
         upstream = mine

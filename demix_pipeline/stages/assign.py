@@ -145,6 +145,7 @@ def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds
 class AssignStage(ClipStage):
     name = "assign"
     decide_per_row = False  # the test split places whole sources over the corpus
+    decide_reads_stages = ("ingest",)  # its near-duplicate groups (ingest.group_id)
     # the split places whole sources, seeing all of them through decide_columns()
     decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.a_effects_dbfs", "demix.a_music_dbfs",
                     "subsets", "split", "assign.split_reason")

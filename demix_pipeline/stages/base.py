@@ -53,6 +53,9 @@ class Stage:
     fan_out: ClassVar[bool] = False
     # decide_table decides each row on its own (no corpus-wide rule), so rows can stream on to the next stage
     decide_per_row: ClassVar[bool] = True
+    # earlier stages whose views decide() reads besides its input (assign: ingest's near-duplicate groups);
+    # a change of their output re-applies this stage's decide
+    decide_reads_stages: ClassVar[tuple[str, ...]] = ()
     uses_model: ClassVar[bool] = False
     model_uses: ClassVar[tuple[ModelUse, ...]] = ()
 

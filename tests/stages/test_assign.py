@@ -120,6 +120,13 @@ def test_assign_through_the_runner_and_stats(late_stages_run, capsys):
     # re-deciding with the same settings keeps every side
     apply_decide("assign", cfg, out)
     assert {r["clip_id"]: r["split"] for r in read_stage(out, "assign").to_pylist()} == {r["clip_id"]: r["split"] for r in rows}
+    assert run_stage("assign", cfg, out).status == "up-to-date"
+    # regrouping near-duplicates (ingest's decide) re-applies assign's decide, which reads the groups
+    apply_decide("ingest", load_config(overrides=[*LATE_STAGES_FAST, "ingest.group.max_mean_distance=5"]), out)
+    assert run_stage("assign", cfg, out).status != "up-to-date"
+    apply_decide("ingest", load_config(overrides=LATE_STAGES_FAST), out)
+    assert run_stage("assign", cfg, out).status != "up-to-date"
+    assert run_stage("assign", cfg, out).status == "up-to-date"
 
 
 def write_ingest_groups(out, groups: dict[str, str]) -> None:
