@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from demix_pipeline.backends.shot_detection.base import ShotBoundaries
-from demix_pipeline.backends.shot_detection.demix import _CHUNK, _Scan
+from demix_pipeline.backends.shot_detection.demix import _CHUNK, _Scan, _mean_abs
 from demix_pipeline.backends.shot_detection.transnetv2 import (HEIGHT, WIDTH, TransNetV2Detector, WindowScorer,
                                                                boundaries_from_runs, transition_runs)
 from demix_pipeline.config import DetectorConfig
@@ -62,8 +62,9 @@ class _CandidateScan(_Scan):
 
 
 def _distance(frames: np.ndarray, base: int, end: int, p: int, q: int) -> float:
+    """Our detector's frame difference (mean abs YUV) between frames p and q of the tail buffer."""
     p, q = min(max(p, base), end - 1), min(max(q, base), end - 1)
-    return float(np.abs(frames[p - base].astype(np.int16) - frames[q - base].astype(np.int16)).mean())
+    return float(_mean_abs(frames[p - base][None], frames[q - base][None])[0])
 
 
 class FusedDetector(TransNetV2Detector):
