@@ -125,15 +125,28 @@ def iter_frames_at(path: str | os.PathLike, fps: float) -> Iterator[tuple[float,
     container, stream = open_video(path)
     with container:
         fallback_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
-        first, next_t = None, 0.0
+        first, due = None, Every(fps)
         for index, frame in enumerate(container.decode(stream)):
             t = frame.time if frame.time is not None else index * fallback_step
             if first is None:
                 first = t
             t -= first
-            if t + 1e-6 >= next_t:
-                next_t += 1.0 / fps * max(1, math.floor((t + 1e-6 - next_t) * fps) + 1)
+            if due(t):
                 yield t, frame
+
+
+class Every:
+    """`due(t)` is true for the first time at or after each multiple of 1/fps: how iter_frames_at picks
+    its frames, so one pass at a higher rate can feed several consumers their own rates."""
+
+    def __init__(self, fps: float):
+        self.fps, self.next_t = fps, 0.0
+
+    def __call__(self, t: float) -> bool:
+        if t + 1e-6 < self.next_t:
+            return False
+        self.next_t += 1.0 / self.fps * max(1, math.floor((t + 1e-6 - self.next_t) * self.fps) + 1)
+        return True
 
 
 def gray(frame: av.VideoFrame) -> np.ndarray:

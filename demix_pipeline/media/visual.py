@@ -17,18 +17,34 @@ class PictureStats:
     frames: int
 
 
-def picture_stats(path: str | os.PathLike, fps: float, short_side: int = 64) -> PictureStats:
-    luma_means, chroma_means, changes = [], [], []
-    previous = None
-    for _, frame in iter_frames_at(path, fps):
-        thumb = thumbnail(frame, short_side).astype(np.float32)
+class PictureMeter:
+    """Accumulates the measures frame by frame, so the frames can come from a pass that serves others too."""
+
+    def __init__(self, short_side: int = 64):
+        self.short_side = short_side
+        self.luma_means: list[float] = []
+        self.chroma_means: list[float] = []
+        self.changes: list[float] = []
+        self.previous = None
+
+    def add(self, frame) -> None:
+        thumb = thumbnail(frame, self.short_side).astype(np.float32)
         luma = thumb[..., 0]
-        luma_means.append(float(luma.mean()))
-        chroma_means.append(float(np.sqrt((thumb[..., 1] - 128) ** 2 + (thumb[..., 2] - 128) ** 2).mean()))
-        if previous is not None and previous.shape == luma.shape:
-            changes.append(float(np.abs(luma - previous).mean()))
-        previous = luma
-    if not luma_means:
-        raise ValueError("no video frame decoded")
-    return PictureStats(float(np.mean(luma_means)), float(np.mean(chroma_means)),
-                        float(np.mean(changes)) if changes else 0.0, len(luma_means))
+        self.luma_means.append(float(luma.mean()))
+        self.chroma_means.append(float(np.sqrt((thumb[..., 1] - 128) ** 2 + (thumb[..., 2] - 128) ** 2).mean()))
+        if self.previous is not None and self.previous.shape == luma.shape:
+            self.changes.append(float(np.abs(luma - self.previous).mean()))
+        self.previous = luma
+
+    def result(self) -> PictureStats:
+        if not self.luma_means:
+            raise ValueError("no video frame decoded")
+        return PictureStats(float(np.mean(self.luma_means)), float(np.mean(self.chroma_means)),
+                            float(np.mean(self.changes)) if self.changes else 0.0, len(self.luma_means))
+
+
+def picture_stats(path: str | os.PathLike, fps: float, short_side: int = 64) -> PictureStats:
+    meter = PictureMeter(short_side)
+    for _, frame in iter_frames_at(path, fps):
+        meter.add(frame)
+    return meter.result()

@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
 from demix_pipeline.decide import apply_checks
-from demix_pipeline.media.visual import picture_stats
+from demix_pipeline.media.frames import Every, iter_frames_at
+from demix_pipeline.media.visual import PictureMeter
 from demix_pipeline.stages.base import ClipStage, ModelUse
 
 
@@ -117,7 +118,6 @@ class CaptionStage(ClipStage):
     def _plan(self, row: dict, clip: Path) -> dict:
         """Everything measured for one clip, with the template's descriptions filled in."""
         cfg = self.cfg
-        stats = picture_stats(clip, cfg.analysis_fps)
         duration = row["end_s"] - row["start_s"]
         persons = group_persons(row.get("voiceover.tracks"), cfg.min_person_samples, cfg.same_person_distance)
         persons = as_many_as_counted(persons, row.get("voiceover.tracks"), int(row.get("voiceover.human_count") or 0))
@@ -129,11 +129,7 @@ class CaptionStage(ClipStage):
             ("music", (row.get("demix.a_music_dbfs") or -200.0) >= cfg.silence_dbfs),
             ("sound effects", (row.get("demix.a_effects_dbfs") or -200.0) >= cfg.silence_dbfs)) if present]
         tracks = {t["track_id"]: t for t in row.get("voiceover.tracks") or []}
-        looks = {}
-        if self.appearance is not None:
-            looks = self.appearance.measure(clip, {p.person_id: [(t, box) for tid in p.track_ids
-                                                                 for t, box in zip(tracks[tid]["times"], tracks[tid]["boxes"])]
-                                                   for p in persons})
+        stats, looks = self._look(clip, persons, tracks)
         for person in persons:
             seen = sum(tracks[tid]["end_s"] - tracks[tid]["start_s"] for tid in person.track_ids)
             found = looks.get(person.person_id)
@@ -145,6 +141,25 @@ class CaptionStage(ClipStage):
                           persons=persons, active_speaker=active,
                           scene=self.template.describe_scene(stats, sounds, duration))
         return {"row": row, "clip": clip, "stats": stats, "duration": duration, "tracks": tracks, "caption": caption}
+
+    def _look(self, clip: Path, persons: list[Person], tracks: dict[int, dict]):
+        """One decoding pass of the clip: the scene's picture measures at analysis_fps and, offline, each
+        person's appearance at appearance.fps."""
+        cfg = self.cfg
+        meter, picture_due = PictureMeter(), Every(cfg.analysis_fps)
+        looks, looks_due = None, None
+        fps = cfg.analysis_fps
+        if self.appearance is not None and persons:
+            looks = self.appearance.start({p.person_id: [(t, box) for tid in p.track_ids
+                                                         for t, box in zip(tracks[tid]["times"], tracks[tid]["boxes"])]
+                                           for p in persons})
+            looks_due, fps = Every(cfg.appearance.fps), max(fps, cfg.appearance.fps)
+        for t, frame in iter_frames_at(clip, fps):
+            if picture_due(t):
+                meter.add(frame)
+            if looks is not None and looks_due(t):
+                looks.add(t, frame)
+        return meter.result(), looks.finish() if looks is not None else {}
 
     def _output(self, plan: dict) -> dict:
         caption, stats = plan["caption"], plan["stats"]

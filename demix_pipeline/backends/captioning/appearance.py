@@ -13,7 +13,6 @@ the most frequent over its frames (ties: the earlier frame's).
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,7 +20,6 @@ import cv2
 import numpy as np
 
 from demix_pipeline.config import AppearanceConfig
-from demix_pipeline.media.frames import iter_frames_at
 
 Box = tuple[float, float, float, float]
 NOT_VISIBLE = "not visible"
@@ -98,7 +96,7 @@ def _most_frequent(values: list[str], prefer_not: str | None = None) -> str:
 
 
 class AppearanceMeter:
-    """Measures every person of a clip in one decoding pass at `cfg.fps`."""
+    """Holds the person-mask model (loaded once per worker); `start()` measures one clip's persons."""
 
     def __init__(self, cfg: AppearanceConfig):
         from demix_pipeline.backends.detection.selfie_segmentation import SelfieSegmenter
@@ -106,28 +104,37 @@ class AppearanceMeter:
         self.cfg = cfg
         self.segmenter = SelfieSegmenter()
 
-    def measure(self, clip: str | os.PathLike, persons: dict[str, list[tuple[float, Box]]]) -> dict[str, Appearance]:
+    def start(self, persons: dict[str, list[tuple[float, Box]]]) -> ClipAppearance:
         """`persons`: id -> (time, head box in 0-1 of the frame) of its track detections."""
-        seen: dict[str, list[tuple[str, str]]] = {pid: [] for pid in persons}
-        if not persons:
-            return {}
-        tolerance = 0.5 / self.cfg.fps + 0.2
-        for t, frame in iter_frames_at(clip, self.cfg.fps):
-            present = {}
-            for pid, samples in persons.items():
-                near = min(samples, key=lambda s: abs(s[0] - t)) if samples else None
-                if near is not None and abs(near[0] - t) <= tolerance and len(seen[pid]) < self.cfg.max_frames:
-                    present[pid] = near[1]
-            if not present:
-                continue
-            rgb = frame.to_ndarray(format="rgb24")
-            mask = self.segmenter.mask(rgb)
-            height, width = rgb.shape[:2]
-            for pid, box in present.items():
-                head = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
-                seen[pid].append(measure_frame(rgb, mask, head, self.cfg))
+        return ClipAppearance(self, persons)
+
+
+class ClipAppearance:
+    """One clip's persons, measured on the frames given to `add` (at most cfg.max_frames per person)."""
+
+    def __init__(self, meter: AppearanceMeter, persons: dict[str, list[tuple[float, Box]]]):
+        self.meter, self.cfg, self.persons = meter, meter.cfg, persons
+        self.seen: dict[str, list[tuple[str, str]]] = {pid: [] for pid in persons}
+        self.tolerance = 0.5 / self.cfg.fps + 0.2
+
+    def add(self, t: float, frame) -> None:
+        present = {}
+        for pid, samples in self.persons.items():
+            near = min(samples, key=lambda s: abs(s[0] - t)) if samples else None
+            if near is not None and abs(near[0] - t) <= self.tolerance and len(self.seen[pid]) < self.cfg.max_frames:
+                present[pid] = near[1]
+        if not present:
+            return
+        rgb = frame.to_ndarray(format="rgb24")
+        mask = self.meter.segmenter.mask(rgb)
+        height, width = rgb.shape[:2]
+        for pid, box in present.items():
+            head = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+            self.seen[pid].append(measure_frame(rgb, mask, head, self.cfg))
+
+    def finish(self) -> dict[str, Appearance]:
         out = {}
-        for pid, values in seen.items():
+        for pid, values in self.seen.items():
             if not values:
                 out[pid] = Appearance(NOT_VISIBLE, "face only", 0)
                 continue

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demix_pipeline.backends import wheel_models
-from demix_pipeline.backends.detection.base import Detection, iou, letterbox
-from demix_pipeline.backends.detection.blazeface import Variant, _native_stderr_muted, anchors
+from demix_pipeline.backends.detection.base import Detection
+from demix_pipeline.backends.detection.mediapipe_ssd import SsdModel, Variant, load_interpreter, weighted_nms
 
 POSE_DETECTOR = Variant("mediapipe/modules/pose_detection/pose_detection.tflite", 224, (8, 16, 32), (2, 2, 6))
 POSE_LANDMARKS = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
@@ -40,32 +39,6 @@ class PersonDetection(Detection):
 
     face_box: Box | None = None
     keypoints: tuple[Point, ...] = ()
-
-
-def load_interpreter(member: str, threads: int = 1):
-    """A LiteRT interpreter for a wheel model, warmed up once (first invoke allocates)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    path = wheel_models.path("mediapipe", member)
-    with _native_stderr_muted():  # LiteRT prints an INFO line about its XNNPACK delegate on every load
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-        inputs = interpreter.get_input_details()
-        interpreter.set_tensor(inputs[0]["index"], np.zeros(inputs[0]["shape"], np.float32))
-        interpreter.invoke()
-    return interpreter
-
-
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, min_iou: float) -> list[np.ndarray]:
-    """Groups of overlapping candidates, best first (MediaPipe's WEIGHTED suppression averages each group)."""
-    order = list(np.argsort(-scores))
-    groups = []
-    while order:
-        best = order[0]
-        members = [i for i in order if iou(tuple(boxes[best]), tuple(boxes[i])) >= min_iou]
-        groups.append(np.array(members))
-        order = [i for i in order if i not in members]
-    return groups
 
 
 def rotated_crop(rgb: np.ndarray, centre: Point, size: float, angle: float, out: int, border: int) -> np.ndarray:
@@ -101,12 +74,7 @@ class BlazePose:
 
     def __init__(self, min_score: float = 0.5, nms_iou: float = 0.3, threads: int = 1,
                  confirm: bool = False, min_presence: float = 0.5, tiles: bool = False):
-        self.interpreter = load_interpreter(POSE_DETECTOR.file, threads)
-        self._input = self.interpreter.get_input_details()[0]["index"]
-        outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
-        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
-        self.anchors = anchors(POSE_DETECTOR)
-        assert len(self.anchors) == outputs[0]["shape"][1], "anchor layout does not match the model"
+        self.model = SsdModel(POSE_DETECTOR, threads)
         self.min_score, self.nms_iou, self.min_presence, self.tiles = min_score, nms_iou, min_presence, tiles
         self.landmarks = load_interpreter(POSE_LANDMARKS, threads) if confirm else None
         if self.landmarks is not None:
@@ -126,7 +94,7 @@ class BlazePose:
                 start = round(k * (max(height, width) - side) / (count - 1))
                 views.append((rgb[:, start:start + side], start, 0) if width > height else
                              (rgb[start:start + side], 0, start))
-        parts = [self._candidates(view, dx, dy) for view, dx, dy in views]
+        parts = [self.model.candidates(view, self.min_score, points=4, shift=(dx, dy)) for view, dx, dy in views]
         boxes = np.concatenate([p[0] for p in parts])
         if len(boxes) == 0:
             return []
@@ -147,27 +115,6 @@ class BlazePose:
                                        kind="person", face_box=tuple(float(v) for v in face),
                                        keypoints=tuple((float(x), float(y)) for x, y in marks)))
         return out
-
-    def _candidates(self, rgb: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Head boxes (n, 4), keypoints (n, 4, 2) in frame pixels (view moved by dx, dy) and scores (n,)."""
-        size = POSE_DETECTOR.size
-        image, scale, pad_x, pad_y = letterbox(rgb, size)
-        self.interpreter.set_tensor(self._input, (image.astype(np.float32) / 127.5 - 1.0)[None])
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._boxes)[0]
-        logits = np.clip(self.interpreter.get_tensor(self._scores)[0, :, 0].astype(np.float64), -100, 100)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = np.flatnonzero(scores >= self.min_score)
-        raw, scores, centre = raw[keep] / size, scores[keep], self.anchors[keep]
-        cx, cy = raw[:, 0] + centre[:, 0], raw[:, 1] + centre[:, 1]
-        boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, cx + raw[:, 2] / 2, cy + raw[:, 3] / 2], 1)
-        points = raw[:, 4:12].reshape(-1, 4, 2) + centre[:, None, :]
-        shift = np.array([dx, dy])
-
-        def to_frame(xy: np.ndarray) -> np.ndarray:  # letterboxed [0, 1] -> frame pixels
-            return (xy * size - np.array([pad_x, pad_y])) / scale + shift
-
-        return to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), to_frame(points), scores
 
     def presence(self, rgb: np.ndarray, marks: np.ndarray) -> float:
         """Pose-presence score of pose_landmark_full on MediaPipe's full-body ROI for these keypoints."""

@@ -14,7 +14,8 @@ import math
 import numpy as np
 
 from demix_pipeline.backends.detection.base import Detection
-from demix_pipeline.backends.detection.blazepose import load_interpreter, rotated_crop
+from demix_pipeline.backends.detection.blazepose import rotated_crop
+from demix_pipeline.backends.detection.mediapipe_ssd import load_interpreter
 
 FACE_MESH = "mediapipe/modules/face_landmark/face_landmark.tflite"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from demix_pipeline.backends.detection.blazepose import load_interpreter
+from demix_pipeline.backends.detection.mediapipe_ssd import load_interpreter
 
 MODELS = {"general": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
           "landscape": "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite"}
