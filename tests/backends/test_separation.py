@@ -8,6 +8,7 @@ from demix_pipeline.backends.separation.dfn3 import DeepFilterNet3
 from demix_pipeline.backends.separation.rnnoise import RNNoise
 from demix_pipeline.config import load_config
 from demix_pipeline.media.audio import ClipAudio
+from demix_pipeline.mixtures import si_sdr
 from demix_pipeline.stages.base import RunContext
 from demix_pipeline.stages.demix import DemixStage
 
@@ -36,51 +37,76 @@ def measure(stage, media, name, seconds=8.0):
 
 
 def test_music_clips_put_music_above_effects(stage, media):
+    """A's own split (raw levels), and gated the music stem stays above the effects stem."""
     for name in MUSIC:
         m = measure(stage, media, name)
+        assert m["demix.a_music_raw_dbfs"] > m["demix.a_effects_raw_dbfs"], (name, m)
         assert m["demix.a_music_dbfs"] > m["demix.a_effects_dbfs"], (name, m)
 
 
 def test_effects_clips_put_effects_above_music(stage, media):
     for name in EFFECTS:
         m = measure(stage, media, name)
-        assert m["demix.a_effects_dbfs"] > m["demix.a_music_dbfs"], (name, m)
+        assert m["demix.a_effects_raw_dbfs"] > m["demix.a_music_raw_dbfs"], (name, m)
+        assert m["demix.a_effects_dbfs"] >= -45 and m["demix.a_effects_dbfs"] > m["demix.a_music_dbfs"], (name, m)
 
 
-def test_speech_dominant_clips_put_most_energy_in_speech(stage, media):
-    """Measured floor: 4 of the 5 talking heads (the child's high voice partly lands in music)."""
-    hits = 0
-    for name in SPEECH:
+def test_gating_silences_the_stems_where_their_kind_is_not_heard(stage, media):
+    """Talking heads: A's split leaves residue in both stems (raw above -45 dB on some); gated, none is left."""
+    for name in SPEECH[:3]:
         m = measure(stage, media, name)
-        hits += m["demix.a_speech_dbfs"] > max(m["demix.a_music_dbfs"], m["demix.a_effects_dbfs"])
-        assert m["demix.l1_speech"] < 0.35, name  # both speech models agree on speech
-    assert hits >= 4
+        assert m["demix.a_music_dbfs"] < -45 and m["demix.a_effects_dbfs"] < -45, (name, m)
+        assert m["demix.a_music_dbfs"] <= m["demix.a_music_raw_dbfs"] + 1e-6, (name, m)
 
 
-def test_silent_track_gives_silent_stems_and_every_pair(stage, media):
-    m = measure(stage, media, "scenery_no_people/datajuicer_video11_great_wall_silent_track.mp4")
-    for key in ("a_speech", "a_effects", "a_music", "b_speech", "b_others"):
-        assert m[f"demix.{key}_dbfs"] < -45
-    row = stage.decide_one(dict(m, error=None, keep=True, drop_reason=None))
-    assert row["demix.pairs"] == "speech,others_effects,others_music" and row["keep"]
+_MODEL = None
 
 
-@pytest.mark.parametrize("cls, delay", [(DeepFilterNet3, 1440), (RNNoise, 960)])
-def test_speech_models_improve_real_speech_in_music_and_are_aligned(cls, delay, media):
-    speech = ClipAudio.load(media / "audio_only" / "videoretalking_speech_1.wav").at(48000)
-    music = ClipAudio.load(media / "music" / "vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4").at(48000)[: len(speech)]
-    music = music * np.sqrt(np.mean(speech ** 2) / np.mean(music ** 2))
-    mixture = (speech + music).astype(np.float32)
-    model = cls()
-    assert model.delay == delay
-    estimate = model.enhance(mixture)
-    assert len(estimate) == len(mixture)
+def _speech_gain(args) -> tuple[float, str]:
+    """SI-SDR improvement of A's speech stem (DeepFilterNet3 as the stage configures it) on one mixture."""
+    global _MODEL
+    atten_db, name, mixture, reference = args
+    if _MODEL is None:
+        _MODEL = DeepFilterNet3(atten_db)
+    return si_sdr(_MODEL.enhance(mixture), reference) - si_sdr(mixture, reference), name
 
-    def si_sdr(est, ref):
-        target = np.dot(est, ref) / np.dot(ref, ref) * ref
-        return 10 * np.log10(np.sum(target ** 2) / np.sum((est - target) ** 2))
 
-    assert si_sdr(estimate, speech) > si_sdr(mixture, speech) + 1.0
-    lags = range(-200, 201, 10)
-    best = max(lags, key=lambda lag: np.dot(np.roll(estimate, -lag)[:96000], speech[:96000]))
-    assert abs(best) <= 10  # realigned: the delay is removed
+@pytest.fixture(scope="module")
+def speech_gains(media) -> dict[str, list[tuple[float, str]]]:
+    """A.speech SI-SDR improvement on every mixture of bench/separation.py (>= 6 speech recordings, each its
+    8 s with most speech, x every music and effects background x 0 / +5 dB), split by the speech's half."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from demix_pipeline.backends.audio_events.yamnet import YamNetTagger
+    from demix_pipeline.evaluation import tune_files
+    from demix_pipeline.mixtures import background_recordings, mixtures, speech_recordings
+
+    speech = speech_recordings(media, 48000, 8.0, tagger=YamNetTagger())
+    backgrounds = background_recordings(media, 48000, 8.0)
+    assert len(speech) >= 6 and {b.kind for b in backgrounds} == {"music", "effects"}
+    atten = load_config().demix.a_speech_atten_db
+    jobs = [(atten, m.name, m.mixture, m.speech) for m in mixtures(speech, backgrounds)]
+    with ProcessPoolExecutor(2) as pool:
+        gains = list(pool.map(_speech_gain, jobs, chunksize=8))
+    tune = tune_files()
+    halves: dict[str, list[tuple[float, str]]] = {"tune": [], "held_out": []}
+    for gain, name in gains:
+        halves["tune" if name.split("@")[0] in tune else "held_out"].append((gain, name))
+    return halves
+
+
+def test_a_speech_improves_the_bench_mixtures(speech_gains):
+    """a_speech_atten_db (15 dB) was chosen on the tune half: every tune mixture improves there (measured worst
+    +0.71 dB). Held out (measured): 96% improved, mean +7.0 dB, worst -0.65 dB (AMI dev01, a far-field meeting
+    microphone whose reference keeps its room: removing it lowers SI-SDR against that reference)."""
+    tune, held = speech_gains["tune"], speech_gains["held_out"]
+    assert min(tune)[0] >= 0.0, sorted(tune)[:3]
+    assert np.mean([g for g, _ in held]) >= 4.0
+    assert np.mean([g >= 0 for g, _ in held]) >= 0.9, sorted(held)[:8]
+    assert min(held)[0] >= -2.0, sorted(held)[:3]  # without the limit: -3.2 dB (and -21 dB on rap over a beat)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14's target: every mixture improved; held out, 5 of 120 AMI dev01 "
+                                       "mixtures lose up to 0.65 dB (see test_a_speech_improves_the_bench_mixtures)")
+def test_a_speech_is_never_worse_than_the_mixture(speech_gains):
+    assert min(speech_gains["tune"] + speech_gains["held_out"])[0] >= 0.0

@@ -12,20 +12,20 @@ from demix_pipeline.stages.base import RunContext
 from demix_pipeline.stats import dataset_stats
 from tests.pipeline_helpers import LATE_STAGES_FAST
 
-KINDS = (["talking_head"], ["cinematic", "film_related"], -45.0)
+KINDS = (["talking_head"], ["cinematic", "film_related"])
 
 
-def clip(kind="cinematic", people=1, effects=-60.0, music=-60.0, **extra):
-    return {"source_kind": kind, "voiceover.human_count": people, "demix.a_effects_dbfs": effects,
-            "demix.a_music_dbfs": music, **extra}
+def clip(kind="cinematic", people=1, effects=False, music=False, **extra):
+    return {"source_kind": kind, "voiceover.human_count": people, "demix.effects_present": effects,
+            "demix.music_present": music, **extra}
 
 
 def test_subset_rules_follow_the_spec():
-    assert clip_subsets(clip("talking_head", people=3, effects=-10, music=-10), *KINDS) == ["basic_face"]
+    assert clip_subsets(clip("talking_head", people=3, effects=True, music=True), *KINDS) == ["basic_face"]
     assert clip_subsets(clip(people=1), *KINDS) == ["single_character"]
     assert clip_subsets(clip("film_related", people=4), *KINDS) == ["multiple_characters"]
-    assert clip_subsets(clip(people=0, effects=-45.0, music=-44.0), *KINDS) == ["sound_event", "visual_mood"]
-    assert clip_subsets(clip(people=0, effects=-45.1, music=-80.0), *KINDS) == []
+    assert clip_subsets(clip(people=0, effects=True, music=True), *KINDS) == ["sound_event", "visual_mood"]
+    assert clip_subsets(clip(people=0, effects=False, music=None), *KINDS) == []
     assert clip_subsets(clip("home_video", people=1), *KINDS) == []
 
 
@@ -37,8 +37,8 @@ def synthetic_rows(sources: int, seed: int) -> list[dict]:
         source_id = f"{seed:02d}{s:014x}"
         kind = "talking_head" if s % 7 == 0 else "cinematic"
         for c in range(rng.randint(1, 12)):
-            rows.append({**clip(kind, people=rng.choice([0, 1, 1, 2, 3]), effects=rng.choice([-80, -30]),
-                                music=rng.choice([-80, -20])),
+            rows.append({**clip(kind, people=rng.choice([0, 1, 1, 2, 3]), effects=rng.choice([False, True]),
+                                music=rng.choice([False, True])),
                          "clip_id": f"{source_id}-{c:06d}-{c + 1:06d}", "source_id": source_id,
                          "error": None, "keep": True, "drop_reason": None})
     return rows

@@ -16,9 +16,11 @@ from tests.pipeline_helpers import run_pipeline
 FAST = ["shots.encode.preset=ultrafast", "demix.resources.shard_size=2"]
 
 
-def row(music_dbfs, effects_dbfs, l1_speech=0.1, l1_oe=0.9, l1_om=0.9):
-    return {"error": None, "keep": True, "drop_reason": None, "demix.a_music_dbfs": music_dbfs,
-            "demix.a_effects_dbfs": effects_dbfs, "demix.l1_speech": l1_speech,
+def row(music_dbfs, effects_dbfs, l1_speech=0.1, l1_oe=0.9, l1_om=0.9, gated_music=None, gated_effects=None):
+    return {"error": None, "keep": True, "drop_reason": None, "demix.a_music_raw_dbfs": music_dbfs,
+            "demix.a_effects_raw_dbfs": effects_dbfs,
+            "demix.a_music_dbfs": music_dbfs if gated_music is None else gated_music,
+            "demix.a_effects_dbfs": effects_dbfs if gated_effects is None else gated_effects, "demix.l1_speech": l1_speech,
             "demix.l1_others_effects": l1_oe, "demix.l1_others_music": l1_om}
 
 
@@ -37,6 +39,31 @@ def test_each_branch_of_the_rule():
     # speech disagreement always drops
     assert stage.decide_one(row(-20, -20, l1_speech=0.8))["drop_reason"] == "separation_disagrees"
     assert comparable_pairs(-45.1, -44.9, -45.0) == ["speech", "others_effects"]
+
+
+def test_presence_follows_the_gated_levels_and_pairs_the_raw_ones(tmp_path):
+    stage = DemixStage(load_config(), None)
+    # A left residue in both stems (raw -30 dB) but the tagger heard neither: no subset, only the speech pair
+    decided = stage.decide_one(row(-30, -30, gated_music=-120, gated_effects=-120))
+    assert decided["demix.pairs"] == "speech" and decided["keep"]
+    assert decided["demix.music_present"] is False and decided["demix.effects_present"] is False
+    decided = stage.decide_one(row(-30, -60, l1_om=0.2, gated_music=-35, gated_effects=-120))
+    assert decided["demix.music_present"] is True and decided["demix.effects_present"] is False
+    raw = DemixStage(load_config(overrides=["demix.stem_levels=raw"]), None)
+    assert raw.decide_one(row(-30, -30, gated_music=-120, gated_effects=-120))["demix.music_present"] is True
+
+
+def test_gate_mask_follows_the_event_frames():
+    from demix_pipeline.backends.audio_events.base import pack_active, sample_mask, unpack_active
+
+    frames = unpack_active([4, 4, 0, 0, 8, 12], 0.5, 0.25, 3.0)  # music, music, -, -, other, music+other
+    assert pack_active(frames) == [4, 4, 0, 0, 8, 12]
+    music = sample_mask(frames, ("music", "singing"), 3000, 1000, 0.0)
+    other = sample_mask(frames, ("other",), 3000, 1000, 0.0)
+    assert music[:950].min() == 1.0 and music[1050:2450].max() == 0.0 and music[2550:].min() == 1.0
+    assert other[:1950].max() == 0.0 and other[2050:].min() == 1.0
+    ramped = sample_mask(frames, ("music",), 3000, 1000, 0.1)
+    assert 0.0 < ramped[1000] < 1.0  # a fade, not a click
 
 
 def test_l1_is_scaled_by_the_mixture_level():

@@ -21,8 +21,9 @@ class OfflineSeparatorA:
     rate = RATE
     channels = 1
 
-    def __init__(self, margin: float = 2.0, rhythm_threshold: float = 0.4, tonal_margin_db: float = 10.0):
-        self.speech_model = DeepFilterNet3()
+    def __init__(self, margin: float = 2.0, rhythm_threshold: float = 0.4, tonal_margin_db: float = 10.0,
+                 atten_lim_db: float = 100.0):
+        self.speech_model = DeepFilterNet3(atten_lim_db)
         self.splitter = HarmonicPercussiveSplitter(margin=margin, rhythm_threshold=rhythm_threshold,
                                                    tonal_margin_db=tonal_margin_db)
         self.name = f"offline-A: {self.speech_model.name} {self.speech_model.version} + {self.splitter.name} ({self.splitter.version})"
