@@ -61,7 +61,11 @@ def main() -> int:
     rejected: list[str] = []
     speech = speech_recordings(args.media, RATE, SECONDS, tagger=YamNetTagger(), rejected=rejected)
     backgrounds = background_recordings(args.media, RATE, SECONDS)
-    sep_a, sep_b = OfflineSeparatorA(), OfflineSeparatorB()
+    from demix_pipeline.config import load_config
+
+    cfg = load_config().demix
+    sep_a = OfflineSeparatorA(cfg.hpss_margin, cfg.rhythm_threshold, cfg.tonal_margin_db, cfg.a_speech_atten_db)
+    sep_b = OfflineSeparatorB()
     sep_a.separate(np.zeros(RATE, np.float32))  # warm-up (librosa JIT)
     results: dict[str, list[float]] = {}
     time_a = time_b = 0.0
@@ -97,7 +101,7 @@ def main() -> int:
     if args.stage:
         figures["separation.demix_stage_realtime"] = round(stage_realtime(args.media), 1)
     report([f"offline separators on {count} mixtures of real recordings ({SECONDS:.0f} s each) from {args.media}",
-            f"A = {sep_a.name}", f"B = {sep_b.name}",
+            f"A = {sep_a.name}, attenuation limit {cfg.a_speech_atten_db:g} dB", f"B = {sep_b.name}",
             "speech: " + ", ".join(r.name for r in speech), "backgrounds: " + ", ".join(r.name for r in backgrounds),
             "speech left out (the tagger hears more than speech): " + (", ".join(rejected) or "none"),
             f"worst A.speech mixture: {worst[1]} ({worst[0]:+.2f} dB)"], figures, args.json)
