@@ -116,8 +116,10 @@ def main() -> int:
 
     backends = {"pretrained": lambda: PretrainedDiarizer(PretrainedDiarizerConfig(), num_threads=1),
                 "offline": lambda: OfflineDiarizer(OfflineDiarizerConfig(
-                    onset=cfg.vad_onset, offset=cfg.vad_offset, distance_threshold=cfg.cluster_threshold,
-                    min_speaker_s=cfg.min_speaker_s))}
+                    onset=cfg.vad_onset, offset=cfg.vad_offset, min_speech_s=cfg.vad_min_speech_s,
+                    min_silence_s=cfg.vad_min_silence_s, window_s=cfg.embed_window_s, hop_s=cfg.embed_hop_s,
+                    distance_threshold=cfg.cluster_threshold, min_speaker_s=cfg.min_speaker_s,
+                    max_speakers=cfg.max_speakers))}
     if args.models and (args.models / cfg.pyannote_model / "config.yaml").exists():
         from demix_pipeline.backends.diarization.pyannote_ref import PyannoteDiarizer
 
@@ -139,6 +141,8 @@ def main() -> int:
             for key, value in scores.items():
                 if value is not None:
                     figures[f"voiceover.diarization.{name}.collar{collar}.{key}"] = round(value, 4)
+
+    torch.set_num_threads(threads)
 
     # shots: human count, active speaker ---------------------------------------------------------
     labels = label_rows(args.media)

