@@ -31,12 +31,13 @@ class RunContext:
 
 @dataclass(frozen=True)
 class ModelUse:
-    """A store model a stage loads when its config key `selector` is "reference"."""
+    """A store model a stage loads when its config key `selector` has one of the values in `when`."""
 
     selector: str                     # e.g. "diarizer"
     model_key: str                    # config key holding the model's store name, e.g. "pyannote_model"
     files: tuple[str, ...] = ()       # files the backend opens in the model's folder
     file_keys: tuple[str, ...] = ()   # config keys whose values name more such files
+    when: tuple[str, ...] = ("reference",)  # selector values whose backend loads this model
 
 
 def error_text(exc: BaseException) -> str:
@@ -82,7 +83,7 @@ class Stage:
         cfg = config.stage(cls.name)
         return [(getattr(cfg, use.model_key), f"{cls.name}.{use.model_key}",
                  use.files + tuple(getattr(cfg, key) for key in use.file_keys))
-                for use in cls.model_uses if getattr(cfg, use.selector) == "reference"]
+                for use in cls.model_uses if getattr(cfg, use.selector) in use.when]
 
     def model_folder(self, name: str) -> Path:
         """The store folder of a model this stage's config requires (checked for its files)."""
