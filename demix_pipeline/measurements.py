@@ -15,6 +15,7 @@ DuckDB's `<NN>_<stage>/*.parquet`) see the stage's view only.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from demix_pipeline.manifest import read_columns, read_part, schema, stage_dir, 
 from demix_pipeline.storage import RunPath, remove_tree
 
 MEASURE_DIR = "_measurements"
+MEASURED_BY = b"demix.measured_by"  # schema metadata of rows(): the backend strings of the parts they came from
+PRODUCER_SEP = " | "  # joins the backend strings of a folded part's rows when workers differed
 TOKEN_SEP = "\x1f"  # joins a row id and its measure key into one lookup token
 FINGERPRINT_CHARS = 12
 
@@ -143,7 +146,8 @@ class MeasurementStore:
         folded = self.rows(set(chosen), chosen)
         if folded is None:
             return False
-        write_atomic(pa.Table.from_arrays(folded.columns, schema=schema(self.stage, backends)),
+        producers = measured_backends(folded, self.stage) or {}  # the workers' strings outlive the fold
+        write_atomic(pa.Table.from_arrays(folded.columns, schema=schema(self.stage, {**backends, **producers})),
                      self.folder / f"m-{self.new_run_stamp()}-compact.parquet")
         for path in parts:
             path.unlink()
@@ -154,6 +158,7 @@ class MeasurementStore:
         `chosen` is winners() when the caller has it already."""
         chosen = self.winners()[0] if chosen is None else chosen
         tables = []
+        producers: set[str] = set()
         for number, path in enumerate(self.parts()):
             mine = {tok for tok in wanted if chosen.get(tok) == number}
             if not mine:
@@ -161,4 +166,17 @@ class MeasurementStore:
             table = read_part(path, self.stage)
             tokens = token_column(table.column(self.id_column), table.column(self.key_column))
             tables.append(table.filter(pc.is_in(tokens, value_set=pa.array(sorted(mine), pa.string()))))
-        return pa.concat_tables(tables) if tables else None
+            backend = (table.schema.field(self.key_column).metadata or {}).get(b"backend", b"").decode()
+            producers.update(p for p in backend.split(PRODUCER_SEP) if p)
+        if not tables:
+            return None
+        merged = pa.concat_tables(tables)
+        return merged.replace_schema_metadata({**(merged.schema.metadata or {}),
+                                               MEASURED_BY: json.dumps(sorted(producers)).encode()})
+
+
+def measured_backends(rows: pa.Table | None, stage: str) -> dict[str, str] | None:
+    """{stage: the backend strings of the workers that measured `rows`} (MeasurementStore.rows()), or None."""
+    raw = (rows.schema.metadata or {}).get(MEASURED_BY) if rows is not None else None
+    producers = json.loads(raw) if raw else []
+    return {stage: PRODUCER_SEP.join(producers)} if producers else None

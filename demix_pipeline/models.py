@@ -157,6 +157,45 @@ def check_model(root: Path, name: str, lock_entry: dict | None = None, full: boo
     return ModelState(name, not missing, record is not None, problems)
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, hashed in this process
+
+
+def file_digest(path: Path, recorded: dict | None = None) -> str:
+    """sha256 of a model file: the store's record while the file's size and mtime still match it, else
+    hashed (once per process and file state)."""
+    st = path.stat()
+    if recorded and recorded.get("size") == st.st_size and recorded.get("mtime_ns") == st.st_mtime_ns:
+        return recorded["sha256"]
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
+
+
+def weights_id(name: str, files: tuple[str, ...] = (), configured_dir: str | os.PathLike | None = None) -> str:
+    """What a column's provenance says of the weights it came from: `<store name> sha256:<12 hex>`.
+
+    The files are those the backend opens plus those the store's lock records for the model; with
+    several, the id is the sha256 of their `file:sha256` lines (`files-sha256:`). A model that is not in
+    the store says so (the runner's check_models then stops the stage with the fix)."""
+    root = models_dir(configured_dir)
+    folder = root / name if root else None
+    if folder is None or not folder.is_dir():
+        return f"{name} (not in the model store)"
+    recorded = (read_store_lock(root).get(name) or {}).get("files", {})
+    wanted = sorted(set(files) | set(recorded))
+    present = [rel for rel in wanted if (folder / rel).is_file()]
+    if not present:
+        return f"{name} (no weights file in {folder})"
+    digests = {rel: file_digest(folder / rel, recorded.get(rel)) for rel in present}
+    if len(digests) == 1:
+        return f"{name} sha256:{next(iter(digests.values()))[:12]}"
+    import hashlib
+
+    lines = "\n".join(f"{rel}:{sha}" for rel, sha in sorted(digests.items()))
+    return f"{name} files-sha256:{hashlib.sha256(lines.encode()).hexdigest()[:12]} ({len(digests)} files)"
+
+
 def check_models(needed: list[tuple[str, str, tuple[str, ...]]], configured_dir: str | None = None) -> None:
     """Fail before any work when a model a stage needs is missing or does not match its record.
 

@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 
 from demix_pipeline.manifest import (column_stage, hours_column, part_files, part_name, read_columns, read_part,
                                      read_stage, schema, stage_dir, write_atomic, write_json_atomic)
-from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, source_file_key,
-                                         stage_fingerprint, token, token_column)
+from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, measured_backends,
+                                         source_file_key, stage_fingerprint, token, token_column)
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
 from demix_pipeline.stages.base import error_text
@@ -157,16 +157,24 @@ class _Worker:
     """Holds one stage instance (setup() once) and turns shards of input rows into measurement parts."""
 
     def __init__(self, stage_cls: type[Stage], config_json: str, ctx: RunContext):
-        self.stage = stage_cls(PipelineConfig.model_validate_json(config_json), ctx)
+        cfg = PipelineConfig.model_validate_json(config_json)
+        self.stage = stage_cls(cfg, ctx)
         self.setup_error: str | None = None
+        self.provenance: dict[str, str] = {}
         try:
+            # this node's own model store: a node without it (or with other files) stops the stage, named
+            check_models(stage_cls.required_models(cfg), ctx.models_dir)
             self.stage.setup()
+            self.provenance = self.stage.provenance()  # what this worker measures with, kept with its rows
+        except ModelNotFoundError as exc:  # the whole message: it names the model and the command that fixes it
+            self.setup_error = f"ModelNotFoundError: {exc}"
         except Exception as exc:  # reported on the first call, with the original message
             self.setup_error = error_text(exc)
 
     def measure(self, rows: list[dict], batch_size: int) -> list[dict]:
         if self.setup_error:
-            raise MachineryError(f"{self.stage.name}: setup() failed on a worker: {self.setup_error}")
+            raise MachineryError(f"{self.stage.name}: setup() failed on a worker: {self.setup_error} "
+                                 f"[node {_node_id()[:12]}]")
         stage = self.stage
         out_rows: list[dict] = []
         for i in range(0, len(rows), batch_size):
@@ -190,7 +198,7 @@ class _Worker:
         out_rows = self.measure(rows, batch_size)
         stage = self.stage
         MeasurementStore(stage.ctx.out, stage.name, stage.measure_unit).write(
-            [_strip(r) for r in out_rows], stage.backends(), run_stamp, shard)
+            [_strip(r) for r in out_rows], self.provenance, run_stamp, shard)
         return {"shard": shard, "rows_in": len(rows), "node": _node_id(),
                 "unknown_errors": [r["error"] for r in out_rows if r["error"] and not r.get("_known_error")],
                 "rows_out": len(out_rows)}
@@ -248,7 +256,7 @@ def _isolate(stage_cls, cfg, ctx, shard, rows, run_stamp, measure_one) -> list[s
         except ray.exceptions.RayError as exc:
             crashed = WorkerCrashed(f"the worker died on this row ({type(exc).__name__})")
             out_rows.extend(_keyed(stage, stage.error_rows(_strip(row), crashed), [row]))
-    MeasurementStore(ctx.out, stage.name, stage.measure_unit).write([_strip(r) for r in out_rows], stage.backends(),
+    MeasurementStore(ctx.out, stage.name, stage.measure_unit).write([_strip(r) for r in out_rows], stage.provenance(),
                                                                    run_stamp, shard)
     return [r["error"] for r in out_rows if r["error"]]
 
@@ -349,7 +357,7 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     stage_cls = stage_class(name)
     ctx = RunContext(out=out, models_dir=cfg.run.models_dir)
     stage = stage_cls(cfg, ctx)  # no setup(): the driver loads no model
-    backends = stage.backends()
+    backends = stage.provenance()
     fingerprint = measure_fingerprint(stage)
     inputs = stage_input(name, out, sources, fingerprint)
     folder = stage_dir(out, name)
@@ -405,8 +413,11 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
         counts["streamed"] = {"measured": ahead, "batches": streamed.batches, "nodes": streamed.nodes,
                               "started": streamed.started, "finished": streamed.finished}
     store.compact(backends, cfg.run.compact_measurements_at)
-    measured = _measured_view(stage, inputs, store.rows(set(tokens)))
-    summary = _decide_and_write(name, cfg, out, stage, inputs.passthrough, measured,
+    stored_rows = store.rows(set(tokens))
+    measured = _measured_view(stage, inputs, stored_rows)
+    # the columns name what the workers measured them with (their packages, their weights), not the driver's
+    measured_by = measured_backends(stored_rows, name) or backends
+    summary = _decide_and_write(name, cfg, out, stage, measured_by, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
                        "rows_in": total + passed, "shards": len(shards) + ahead_parts,
                        "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
@@ -424,8 +435,8 @@ def decide_fingerprint(name: str, cfg: PipelineConfig, out: RunPath) -> str:
 
 
 def measure_fingerprint(stage: Stage) -> str:
-    """The stage's part of every measure key: version, measure config and backends."""
-    return stage_fingerprint(stage.name, stage.version, stage.cfg.measure_dict(), stage.backends())
+    """The stage's part of every measure key: version, measure config, backends and their weights' sha256."""
+    return stage_fingerprint(stage.name, stage.version, stage.cfg.measure_dict(), stage.provenance())
 
 
 def open_store(name: str, cfg: PipelineConfig, out: RunPath) -> tuple[MeasurementStore, dict | None, str | None]:
@@ -511,17 +522,17 @@ def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSum
         pa.default_memory_pool().release_unused()  # the allocator keeps freed parts otherwise: RSS grows per part
     keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
     counts = {"measured": 0, "retried": 0, "reused": decided.num_rows, "passed_through": narrow.num_rows - decided.num_rows}
-    summary = _record_and_finish(name, cfg, stage, folder, view, decided, decide_started,
-                                 {**{k: stored.get(k) for k in keys}, **counts})
+    summary = _record_and_finish(name, cfg, stage, stored.get("backends") or stage.provenance(), folder, view, decided,
+                                 decide_started, {**{k: stored.get(k) for k in keys}, **counts})
     summary.status = "decided"
     return summary
 
 
-def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, passthrough: pa.Table | None,
-                      measured: pa.Table, info: dict) -> StageSummary:
+def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage, backends: dict[str, str],
+                      passthrough: pa.Table | None, measured: pa.Table, info: dict) -> StageSummary:
     folder = stage_dir(out, name)
     decide_started = time.time()
-    target = schema(name, {**_upstream_backends(out, name), **stage.backends()})
+    target = schema(name, {**_upstream_backends(out, name), **backends})
     decided = _project(stage.decide_table(measured), target)
     view = pa.concat_tables([_project(passthrough, target), decided]) if passthrough is not None else decided
     view = view.sort_by(stage.id_column) if view.num_rows else view
@@ -534,11 +545,11 @@ def _decide_and_write(name: str, cfg: PipelineConfig, out: RunPath, stage: Stage
     for path in part_files(out, name):
         if path.name not in wanted:
             remove_file(path)
-    return _record_and_finish(name, cfg, stage, folder, view, decided, decide_started, info)
+    return _record_and_finish(name, cfg, stage, backends, folder, view, decided, decide_started, info)
 
 
-def _record_and_finish(name: str, cfg: PipelineConfig, stage: Stage, folder: RunPath, view: pa.Table,
-                       decided: pa.Table, decide_started: float, info: dict) -> StageSummary:
+def _record_and_finish(name: str, cfg: PipelineConfig, stage: Stage, backends: dict[str, str], folder: RunPath,
+                       view: pa.Table, decided: pa.Table, decide_started: float, info: dict) -> StageSummary:
     """_stage.json from the view's decision columns, the error-rate check, then `_SUCCESS`."""
     errors = view.num_rows - view.column("error").null_count
     keep = pc.fill_null(view.column("keep"), False)
@@ -549,7 +560,7 @@ def _record_and_finish(name: str, cfg: PipelineConfig, stage: Stage, folder: Run
     hours = pc.fill_null(view.column(hours_column(name)), 0.0)
     record = {
         "stage": name, "stage_version": stage.version, "code_version": code_version(),
-        "backends": stage.backends(), "config": cfg.stage(name).model_dump(mode="json"),
+        "backends": backends, "config": cfg.stage(name).model_dump(mode="json"),
         "decide_fingerprint": decide_fingerprint(name, cfg, folder.parent), "output_fingerprint": _view_fingerprint(view, stage),
         "rows_out": view.num_rows, "kept": kept, "errors": errors, "dropped_by_reason": dict(sorted(dropped.items())),
         "hours_out": (pc.sum(hours).as_py() or 0.0) / 3600.0,

@@ -113,7 +113,7 @@ class _StreamStage:
         self.batches += 1
         shard = f"s{self.tag}{self.batches:06d}"
         if measured:
-            self.store.write([_strip(r) for r in measured], stage.backends(), self.run_stamp, shard)
+            self.store.write([_strip(r) for r in measured], self.worker.provenance, self.run_stamp, shard)
         table = self._rows_for_decide(rows, measured, reusable)
         decided = stage.decide_table(table) if table.num_rows else table
         write_json_atomic({"measured": len(todo), "retried": sum(r["_token"] in self.chosen for r in todo),

@@ -59,3 +59,20 @@ def test_keys_change_with_what_a_measurement_depends_on(tmp_path):
     assert first != source_file_key(base, str(video), "talking_head")
     video.write_bytes(b"x" * 11)  # the file changed
     assert first != source_file_key(base, str(video), "cinematic")
+
+
+def test_rows_name_the_workers_that_measured_them_and_folding_keeps_those_names(tmp_path):
+    """Provenance is kept as measured: two workers with other packages or weights both stay named, also after a fold."""
+    from demix_pipeline.measurements import measured_backends
+
+    store = MeasurementStore(tmp_path, "shots", "source_id")
+    store.write([clip("a", 0, "k1")], {"shots": "detector x 1; weights: m sha256:aaaaaaaaaaaa"}, "0001", 0)
+    store.write([clip("b", 0, "k1")], {"shots": "detector x 1; weights: m sha256:bbbbbbbbbbbb"}, "0002", 0)
+    store.write([clip("c", 0, "k1")], {"shots": "detector x 1; weights: m sha256:cccccccccccc"}, "0003", 0)
+    wanted = {token("a", "k1"), token("b", "k1")}
+    assert measured_backends(store.rows(wanted), "shots") == {
+        "shots": "detector x 1; weights: m sha256:aaaaaaaaaaaa | detector x 1; weights: m sha256:bbbbbbbbbbbb"}
+    assert store.compact({"shots": "the driver's string"}, at_parts=2)
+    folded = measured_backends(store.rows(wanted), "shots")["shots"]  # a folded part names every worker it holds
+    assert all(f"sha256:{c * 12}" in folded for c in "abc") and "driver" not in folded
+    assert measured_backends(None, "shots") is None

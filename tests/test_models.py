@@ -284,3 +284,22 @@ def test_verify_works_on_a_read_only_store(tmp_path, monkeypatch, capsys):
     assert main(["models", "verify", "--models-dir", str(store)]) == 0
     (store / "yolo11n" / "model.pt").write_bytes(weights(2000, 7))
     assert main(["models", "verify", "--models-dir", str(store)]) == 1
+
+
+def test_weights_id_names_the_store_model_and_the_sha256_of_its_file(tmp_path):
+    import hashlib
+
+    from demix_pipeline.models import import_model, weights_id
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"real weights")
+    digest = hashlib.sha256(b"real weights").hexdigest()
+    store = tmp_path / "store"
+    assert weights_id("lr_asd", ("w.bin",), store) == "lr_asd (not in the model store)"
+    (store / "lr_asd").mkdir(parents=True)
+    (store / "lr_asd" / "w.bin").write_bytes(b"real weights")
+    assert weights_id("lr_asd", ("w.bin",), store) == f"lr_asd sha256:{digest[:12]}"  # hashed: nothing recorded
+    import_model(store, "lr_asd", weights, as_name="w.bin")
+    assert weights_id("lr_asd", ("w.bin",), store) == f"lr_asd sha256:{digest[:12]}"  # from the store's record
+    (store / "lr_asd" / "w.bin").write_bytes(b"other weights!")  # changed behind the record's back: hashed again
+    assert weights_id("lr_asd", ("w.bin",), store) == f"lr_asd sha256:{hashlib.sha256(b'other weights!').hexdigest()[:12]}"

@@ -404,3 +404,26 @@ def test_a_run_killed_mid_stream_resumes_to_the_manifests_of_an_uninterrupted_ru
         assert len(ids) == len(set(ids)), f"{stage}: duplicate rows after resume"
         assert table.equals(fresh[stage]), stage
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_a_worker_without_the_model_store_stops_the_stage_with_the_models_name(reference_run, tmp_path, ray_session):
+    """The driver's store check passed (or the driver has the store); the node that measures has none."""
+    from demix_pipeline.runner import _execute
+    from demix_pipeline.stages import RunContext
+
+    class StoreShots(ShotsStage):  # defined here, so Ray pickles it by value
+        uses_model = True
+
+        @classmethod
+        def required_models(cls, config):
+            return [("lr_asd", "voiceover.lr_asd_model", ("finetuning_TalkSet.model",))]
+
+    cfg = load_config(overrides=["run.progress=false", *FAST])
+    kept = [dict(r, _key="k") for r in read_stage(reference_run, "ingest").to_pylist() if r["keep"]]
+    empty_store = tmp_path / "no-models-here"
+    empty_store.mkdir()
+    with pytest.raises(StageFailed, match=r"model 'lr_asd' .*demix models fetch lr_asd") as failure:
+        _execute(StoreShots, cfg, RunContext(out=tmp_path / "out", models_dir=str(empty_store)), [(0, kept[:2])], "0",
+                 progress=False)
+    assert "setup() failed on a worker" in str(failure.value)
+    assert not MeasurementStore(tmp_path / "out", "shots", "source_id").parts()

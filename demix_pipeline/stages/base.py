@@ -107,6 +107,19 @@ class Stage:
         """Producer of this stage's columns, e.g. {"shots": "demix-detector 1 + ffmpeg 9.0"}."""
         return {self.name: f"demix_pipeline.stages.{self.name} {self.version}"}
 
+    def provenance(self) -> dict[str, str]:
+        """backends() plus the store name and short sha256 of the weights of every store model the configured
+        backends load: what the measure key is built from and what the stage's columns say produced them.
+        On a worker it is computed from the worker's own model store."""
+        backends = self.backends()
+        needed = self.required_models(self.pipeline_config)
+        if not needed:
+            return backends
+        from demix_pipeline.models import weights_id
+
+        ids = ", ".join(weights_id(name, files, self.ctx.models_dir) for name, _, files in needed)
+        return {**backends, self.name: f"{backends[self.name]}; weights: {ids}"}
+
     def measure(self, rows: list[dict]) -> list[dict]:
         """Rows in (kept rows of the previous stage) -> output rows with `<stage>.*` measurements."""
         raise NotImplementedError
