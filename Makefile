@@ -57,15 +57,15 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# Spleeter (reference separator B) pins tensorflow 2.12 and numpy<2: it gets a venv of its own, which the
-# demix stage reaches through Ray (runtime_env py_executable). Same ray version as the main venv.
+# Spleeter (reference separator B) pins tensorflow 2.12 and numpy<2: it gets a venv of its own; each demix
+# actor starts one worker process from it on its own node and streams audio over the worker's pipes.
 SPLEETER_VENV ?= .venv-spleeter
 spleeter-env: $(SPLEETER_VENV)/.installed
 
 $(SPLEETER_VENV)/.installed: constraints-spleeter.txt
 	test -x $(SPLEETER_VENV)/bin/python || $(PYTHON) -m venv $(SPLEETER_VENV)
 	$(SPLEETER_VENV)/bin/python -m pip install -q --upgrade "pip==25.3"
-	$(SPLEETER_VENV)/bin/python -m pip install -q -c constraints-spleeter.txt spleeter ray
+	$(SPLEETER_VENV)/bin/python -m pip install -q -c constraints-spleeter.txt spleeter
 	touch $@
 
 run: install

@@ -35,7 +35,7 @@ def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
 
 def cmd_run(args) -> int:
     from demix_pipeline.models import check_models
-    from demix_pipeline.stages import stage_class
+    from demix_pipeline.stages import RunContext, stage_class
     from demix_pipeline.stages.ingest import collect_sources
     from demix_pipeline.streaming import run_stages
 
@@ -50,6 +50,10 @@ def cmd_run(args) -> int:
         sources = collect_sources(args.input, args.kind, cfg.ingest.extensions)
         print(f"ingest: {len(sources)} input files", file=sys.stderr)
     check_models([need for name in stages for need in stage_class(name).required_models(cfg)], cfg.run.models_dir)
+    for name in stages:  # a reference tier whose thresholds are unset filters nothing: say so before the work
+        warning = stage_class(name)(cfg, RunContext(out=args.out, models_dir=cfg.run.models_dir)).unset_thresholds_warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
     def report(summary) -> None:
         dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from demix_pipeline.config import STAGE_ORDER
 from demix_pipeline.manifest import read_stage_columns, schema, stage_dir, write_text_atomic
+from demix_pipeline.stages import stage_class
 from demix_pipeline.stages.assign import SUBSETS
 from demix_pipeline.stats import dataset_stats, kept_clips, status_rows, subset_membership
 from demix_pipeline.storage import RunPath, local_input, run_root
@@ -123,6 +124,18 @@ def build_report(out: str | RunPath, dest: str | RunPath | None = None, thumbs_p
         parts.append("<h2>Distributions</h2><p class='note'>over every clip row of the last finished stage</p>")
         parts += [_histogram(values.column(column).to_numpy(zero_copy_only=False), label)
                   for column, label in MEASURES if column in values.column_names]
+    # reference thresholds the config leaves unset: their checks remove nothing until set
+    for name, record in records.items():
+        unset = stage_class(name).unset_thresholds(record.get("config") or {})
+        columns = [column for _, column in unset if column in schema(name).names]
+        if not columns or not (stage_dir(out, name) / "_SUCCESS").exists():
+            continue
+        scores = read_stage_columns(out, name, columns)
+        command = f"demix decide {name} --out {out} " + " ".join(f"--set {name}.{key}=VALUE" for key, _ in unset)
+        parts.append(f"<h2 id='unset-{name}'>Thresholds to set: {name}</h2><p>{html.escape(', '.join(k for k, _ in unset))} "
+                     f"unset: this reference backend's check removes no clip. Choose floors from these distributions, "
+                     f"then run <code>{html.escape(command)}</code> (no re-measuring).</p>")
+        parts += [_histogram(scores.column(column).to_numpy(zero_copy_only=False), column) for column in columns]
     # subsets, overlaps, split
     if (stage_dir(out, "assign") / "_SUCCESS").exists():
         kept = kept_clips(out, ["clip_id", "clip_uri", "caption.text"])

@@ -143,6 +143,13 @@ class AudioQualityStage(ClipStage):
             prefix + "bandwidth_hz": levels.bandwidth_hz(native_mono, audio.rate, cfg.bandwidth_drop_db),
         }
 
+    @classmethod
+    def unset_thresholds(cls, stage_config: dict) -> list[tuple[str, str]]:
+        if stage_config.get("backend") != "reference":
+            return []
+        return [(f"min_aes_{axis}", f"audio_quality.aes_{axis}") for axis in ("ce", "cu", "pc", "pq")
+                if stage_config.get(f"min_aes_{axis}") is None]
+
     def decide_table(self, table: pa.Table) -> pa.Table:
         cfg = self.cfg
 

@@ -85,6 +85,23 @@ class Stage:
                  use.files + tuple(getattr(cfg, key) for key in use.file_keys))
                 for use in cls.model_uses if getattr(cfg, use.selector) in use.when]
 
+    @classmethod
+    def unset_thresholds(cls, stage_config: dict) -> list[tuple[str, str]]:
+        """Decide thresholds the configured backend needs but the config leaves unset, as (config key,
+        column); while any is unset that check removes nothing, so the run says so at start and the
+        report shows the column's distribution with the command that sets it."""
+        return []
+
+    def unset_thresholds_warning(self) -> str | None:
+        unset = self.unset_thresholds(self.cfg.model_dump(mode="json"))
+        if not unset:
+            return None
+        keys = ", ".join(f"{self.name}.{key}" for key, _ in unset)
+        example = f"{self.name}.{unset[0][0]}=VALUE"
+        return (f"{self.name}: {keys} unset, so this backend's check removes no clip. Choose them from the "
+                f"distributions in `demix report` (section 'Thresholds to set'), then `demix decide {self.name} "
+                f"--set {example}` (no re-measuring).")
+
     def model_folder(self, name: str) -> Path:
         """The store folder of a model this stage's config requires (checked for its files)."""
         from demix_pipeline.models import resolve_model

@@ -1,4 +1,4 @@
-"""Reference separator B: Spleeter 2stems in its own venv, reached as a Ray task (py_executable).
+"""Reference separator B: Spleeter 2stems in its own venv, as a worker process beside the stage's process.
 
 The checkpoint is random (built in the test, in Spleeter's model-folder layout): this proves the
 isolated-venv plumbing, not quality. `make test` builds the venv (make spleeter-env).
@@ -34,7 +34,7 @@ def spleeter_store(tmp_path_factory):
     return store
 
 
-def test_spleeter_runs_in_its_own_venv_inside_the_stage(spleeter_store, media, tmp_path, ray_session):
+def test_spleeter_runs_in_its_own_venv_inside_the_stage(spleeter_store, media, tmp_path):
     cfg = load_config(overrides=["demix.separator_b=reference", f"run.models_dir={spleeter_store}"])
     stage = DemixStage(cfg, RunContext(out=tmp_path, models_dir=cfg.run.models_dir))
     stage.setup()
@@ -44,6 +44,11 @@ def test_spleeter_runs_in_its_own_venv_inside_the_stage(spleeter_store, media, t
     assert measured["demix.b_speech_dbfs"] > -120.0 and measured["demix.b_others_dbfs"] > -120.0
     assert measured["demix.l1_speech"] >= 0
     assert "reference-B: spleeter model spleeter_2stems" in stage.backends()["demix"]
+    import psutil  # the worker is this process's child: audio never leaves the machine that measures
+
+    assert psutil.Process(stage.sep_b._proc.pid).ppid() == os.getpid()
+    again = stage.measure_audio(audio)  # the same worker answers the next clip
+    assert again["demix.b_speech_dbfs"] == pytest.approx(measured["demix.b_speech_dbfs"], abs=1e-6)
 
 
 def test_missing_spleeter_model_is_a_clear_error(tmp_path):
@@ -53,7 +58,7 @@ def test_missing_spleeter_model_is_a_clear_error(tmp_path):
         stage.setup()
 
 
-def test_a_store_filled_on_another_machine_loads_from_where_it_is(spleeter_store, media, tmp_path, ray_session):
+def test_a_store_filled_on_another_machine_loads_from_where_it_is(spleeter_store, media, tmp_path):
     import json
     import shutil
 

@@ -1,15 +1,18 @@
-"""Reference separator B: Spleeter 2stems (vocals, accompaniment) in its own venv, run as a Ray task.
+"""Reference separator B: Spleeter 2stems (vocals, accompaniment) in its own venv, as a child process.
 
-The model folder comes from the model store (params.json + TF checkpoint, Spleeter's own layout);
-params.json's model_dir is replaced by the folder's path here, so a store filled on another
-machine and copied to the cluster loads from where it is. The task asks for no CPU of its
-own: it runs inside the budget of the stage actor that calls it, so two actors on two cores
-cannot starve it.
+Spleeter pins tensorflow 2.12 and numpy<2, so it runs in a venv of its own: each separator starts one
+long-lived `spleeter_worker serve` process from that venv beside the process that uses it, on the same
+machine, and streams raw float32 audio over its pipes (no file, no path handed to another node, no
+pickled numpy crossing numpy versions). The backend knows nothing of Ray. The model folder comes from
+the model store (params.json + TF checkpoint, Spleeter's own layout); the worker points params.json's
+model_dir at the folder where it is, so a store filled on another machine and copied to the cluster
+loads from where it is, and the store is never written.
 """
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ def spleeter_python(configured: str = "auto") -> Path:
         path = Path(os.environ.get("DEMIX_SPLEETER_PYTHON", REPO_ROOT / ".venv-spleeter" / "bin" / "python"))
     if not path.exists():
         raise FileNotFoundError(f"Spleeter's venv is missing ({path}): run `make spleeter-env`, or point "
-                                f"DEMIX_SPLEETER_PYTHON / demix.spleeter_python at a Python with spleeter==2.4.2 and ray")
+                                f"DEMIX_SPLEETER_PYTHON / demix.spleeter_python at a Python with spleeter==2.4.2")
     return path
 
 
@@ -32,35 +35,53 @@ class SpleeterSeparator:
     stems = ("vocals", "accompaniment")
     channels = 2
 
-    def __init__(self, model_dir: Path, python: str = "auto"):
-        import json
-
-        import ray
-
-        from demix_pipeline.backends.separation.spleeter_worker import separate_files
-
-        self.params_json = str(Path(model_dir) / "params.json")
-        if not Path(self.params_json).exists():
+    def __init__(self, model_dir: Path, python: str = "auto", start_timeout_s: float = 600.0):
+        params_json = Path(model_dir) / "params.json"
+        if not params_json.exists():
             raise FileNotFoundError(f"{model_dir} is not a Spleeter model folder (no params.json)")
-        params = json.loads(Path(self.params_json).read_text())
-        folder = str(Path(model_dir).resolve())
-        if params.get("model_dir") != folder:  # a store filled elsewhere and copied here: point Spleeter at this copy
-            params["model_dir"] = folder
-            self._params_dir = tempfile.TemporaryDirectory(prefix="demix-spleeter-params-")
-            self.params_json = os.path.join(self._params_dir.name, "params.json")
-            Path(self.params_json).write_text(json.dumps(params))
+        params = json.loads(params_json.read_text())
         self.rate = int(params["sample_rate"])
         self.name = f"spleeter:{Path(model_dir).name} ({','.join(params['instrument_list'])})"
-        runtime_env = {"py_executable": str(spleeter_python(python)),
-                       "env_vars": {"PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}}
-        self._task = ray.remote(num_cpus=0, runtime_env=runtime_env)(separate_files)
-        self._ray = ray
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self._proc = subprocess.Popen(
+            [str(spleeter_python(python)), "-m", "demix_pipeline.backends.separation.spleeter_worker", "serve",
+             str(Path(model_dir).resolve())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env)
+        self._stderr_tail: list[str] = []
+        self._expect_line(start_timeout_s)  # "ready": the model is loaded
+
+    def _expect_line(self, timeout_s: float | None = None) -> dict:
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait(timeout=timeout_s)
+            tail = self._proc.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"Spleeter's worker exited ({self._proc.returncode}): {' | '.join(tail) or 'no message'}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"Spleeter's worker failed: {reply['error']}")
+        return reply
 
     def separate(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         """audio (2, n) at self.rate -> {stem: mono (n,)} at self.rate."""
         stereo = np.ascontiguousarray(audio.T if audio.ndim == 2 else np.stack([audio, audio], axis=1), dtype=np.float32)
-        with tempfile.TemporaryDirectory(prefix="demix-spleeter-") as tmp:
-            mixture = os.path.join(tmp, "mixture.npy")
-            np.save(mixture, stereo)
-            paths = self._ray.get(self._task.remote(self.params_json, mixture, tmp))
-            return {stem: np.load(path).mean(axis=1).astype(np.float32)[: stereo.shape[0]] for stem, path in paths.items()}
+        self._proc.stdin.write(json.dumps({"frames": int(stereo.shape[0])}).encode() + b"\n")
+        self._proc.stdin.write(stereo.tobytes())
+        self._proc.stdin.flush()
+        reply = self._expect_line()
+        out = {}
+        for stem, frames in reply["stems"]:
+            data = self._proc.stdout.read(frames * 2 * 4)
+            wave = np.frombuffer(data, np.float32).reshape(frames, 2)
+            out[stem] = wave.mean(axis=1).astype(np.float32)[: stereo.shape[0]]
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_proc", None) and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def __del__(self):
+        self.close()
