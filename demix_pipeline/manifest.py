@@ -382,7 +382,9 @@ def render_docs() -> str:
         "`_stage.json` (resolved config, code version, backends, counts, timings, the Ray node that measured each shard "
         "in `shard_nodes`; under `streamed`, what the stream measured for the stage: rows, batches, batches per node, "
         "its first and last batch) and `_SUCCESS` last.",
-        "Every Parquet field carries metadata `doc`, `stage` and `backend` (what produced the value).",
+        "Every Parquet field carries metadata `doc`, `stage` and `backend` (what produced the value: the backends "
+        "and package versions of the workers that measured the rows and, for store models, "
+        "`weights: <model> sha256:<first 12 hex>`; workers that differed are joined by ` | `).",
         "Column names with a dot need quoting in SQL: `SELECT \"shots.duration_s\" FROM '01_shots/*.parquet'`.",
         "",
     ]
