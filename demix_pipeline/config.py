@@ -173,8 +173,12 @@ class ShotsConfig(StageConfig):
     encode: EncodeConfig = EncodeConfig()
     min_clip_s: float = Field(2.0, ge=0)
     max_clip_s: float = Field(20.0, gt=0)
+    max_lost_frac: float = Field(0.1, ge=0, le=1, description="drop a clip as `damaged` when more than this fraction "
+                                 "of its span did not decode (picture or audio); ours, not measured")
+    max_consecutive_decode_errors: int = Field(100, ge=1, description="give a source up (TooDamaged) only past "
+                                               "this many packets in a row that do not decode")
 
-    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"min_clip_s", "max_clip_s"})
+    DECIDE_FIELDS: ClassVar[frozenset[str]] = frozenset({"min_clip_s", "max_clip_s", "max_lost_frac"})
 
     def measure_dict(self) -> dict:
         return {**super().measure_dict(), "detector": self.detector.measure_dict()}
@@ -286,8 +290,9 @@ class PeopleConfig(Strict):
 class VoiceoverConfig(StageConfig):
     """People, face tracks, diarization of the speech stem and active speakers; drop voice-over."""
 
-    person_detector: Literal["offline", "reference"] = Field(
-        "offline", description="offline: MediaPipe BlazeFace faces; reference: ultralytics YOLO persons (model store)")
+    person_detector: Literal["offline", "yolox", "reference"] = Field(
+        "offline", description="offline: MediaPipe BlazeFace faces and BlazePose bodies; yolox: YOLOX-Nano bodies "
+                               "(ONNX, model store) with BlazeFace heads; reference: ultralytics YOLO persons (model store)")
     sample_fps: float = Field(5.0, gt=0, description="frames a second given to the person/face detector")
     detect_max_side: int = Field(384, ge=64, description="frames are scaled so their long side is at most this for detection")
     face_variant: Literal["full_range", "short_range"] = "full_range"
@@ -298,6 +303,9 @@ class VoiceoverConfig(StageConfig):
     yolo_confidence: float = Field(0.4, gt=0, lt=1, description="reference: YOLO confidence for a person")
     yolo_person_class: int = Field(0, ge=0, description="reference: class index of `person` (COCO: 0)")
     yolo_imgsz: int = Field(640, ge=32)
+    yolox_model: str = Field("yolox_nano", description="yolox: model store folder holding yolox_nano.onnx")
+    yolox_min_score: float = Field(0.3, gt=0, lt=1, description="yolox: objectness x person score for a body "
+                                                                 "(YOLOX's demo default, onnx_inference.py --score_thr)")
     count_smoothing_s: float = Field(0.6, ge=0, description="median filter over per-frame person counts (seconds)")
     count_percentile: float = Field(90.0, ge=0, le=100, description="human count = this percentile of smoothed counts")
     tracker_min_iou: float = Field(0.3, gt=0, le=1)

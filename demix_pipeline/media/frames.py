@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
+from demix_pipeline.media.decode import DecodeReport, decode_frames
+
 _DIRECT_FORMATS = {"yuv420p", "yuvj420p"}
 
 
@@ -72,18 +74,19 @@ def open_video(path: str | os.PathLike, threaded: bool = True) -> tuple[av.conta
     return container, stream
 
 
-def iter_thumbnail_chunks(path: str | os.PathLike, short_side: int = 64,
-                          chunk: int = 128) -> Iterator[tuple[np.ndarray, list[float]]]:
+def iter_thumbnail_chunks(path: str | os.PathLike, short_side: int = 64, chunk: int = 128,
+                          report: DecodeReport | None = None) -> Iterator[tuple[np.ndarray, list[float]]]:
     """Every frame in presentation order as thumbnails, `chunk` at a time, with times from the first frame.
 
     The array of a chunk is reused for the next one: copy what must outlive the iteration step.
+    Packets that do not decode are skipped and recorded in `report` (media/decode.py).
     """
     container, stream = open_video(path)
     with container:
         first = None
         fallback_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
         buffer, times = None, []
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in enumerate(decode_frames(container, stream, report)):
             t = frame.time
             if t is None:
                 t = index * fallback_step + (first or 0.0)
@@ -109,24 +112,26 @@ def iter_frames_rgb(path: str | os.PathLike, indices: set[int] | None = None) ->
     """
     container, stream = open_video(path, threaded=False)
     with container:
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in enumerate(decode_frames(container, stream)):
             if indices is None or index in indices:
                 yield index, frame.to_ndarray(format="rgb24")
             if indices is not None and index >= max(indices):
                 return
 
 
-def iter_frames_at(path: str | os.PathLike, fps: float) -> Iterator[tuple[float, av.VideoFrame]]:
+def iter_frames_at(path: str | os.PathLike, fps: float,
+                   report: DecodeReport | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
     """Frames about `fps` times a second (never more than the source has), with times from the first frame.
 
     The decoder runs over every frame (inter-coded video cannot skip), but callers convert only the
-    frames yielded here, so the cost beyond decoding scales with `fps`.
+    frames yielded here, so the cost beyond decoding scales with `fps`. Damaged packets are skipped
+    (recorded in `report`).
     """
     container, stream = open_video(path)
     with container:
         fallback_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
         first, due = None, Every(fps)
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in enumerate(decode_frames(container, stream, report)):
             t = frame.time if frame.time is not None else index * fallback_step
             if first is None:
                 first = t

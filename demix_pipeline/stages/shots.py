@@ -2,8 +2,9 @@
 
 measure: detect hard cuts and the ranges no clip may contain (gradual transitions, blank
 frames), plan pieces (trimmed at cut edges, long shots split into windows), cut every piece of
-at least `cut_min_s` to `artifacts/clips/<id[:2]>/<id>.mp4`. decide: keep clips whose length
-lies in [min_clip_s, max_clip_s].
+at least `cut_min_s` to `artifacts/clips/<id[:2]>/<id>.mp4`. Damaged media: packets that do not
+decode are skipped (media/decode.py) and every clip records how much of its span was lost. decide:
+keep clips whose length lies in [min_clip_s, max_clip_s] and that lost at most `max_lost_frac`.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from demix_pipeline.backends.shot_detection import ShotBoundaries, make_detector
 from demix_pipeline.config import ShotsConfig
 from demix_pipeline.decide import any_of, apply_checks, col
 from demix_pipeline.media.cut import ClipSpan, cut_clip
+from demix_pipeline.media.decode import DecodeReport, scan_audio, set_decode_limit
 from demix_pipeline.media.ffmpeg import ffmpeg_binary, ffmpeg_version
 from demix_pipeline.stages.base import Stage, failed
 from demix_pipeline.storage import RunPath, local_input, local_output, remove_tree
@@ -86,6 +88,31 @@ def _time(bounds: ShotBoundaries, frame: int) -> float:
     return float(bounds.times[frame]) if frame < bounds.num_frames else bounds.end_time()
 
 
+def _damaged_ranges(bounds: ShotBoundaries, picture: DecodeReport) -> list[tuple[int, int, str]]:
+    """Frame ranges whose picture was lost or concealed (up to the next keyframe): excluded like blank runs.
+    A gap of lost frames alone excludes the frame after it (the picture jumps there)."""
+    ranges = []
+    for start, end in picture.damaged_spans():
+        first = int(np.searchsorted(bounds.times, start - 1e-6))
+        last = int(np.searchsorted(bounds.times, end - 1e-6))
+        if first < bounds.num_frames:
+            ranges.append((first, min(bounds.num_frames, max(last, first + 1)), "damaged"))
+    return ranges
+
+
+def _damage(picture: DecodeReport, sound: DecodeReport | None, start_s: float, end_s: float,
+            audio_end: float | None) -> dict:
+    """What of the clip's span did not decode: picture and audio packets skipped in it."""
+    covered_end = min(end_s, audio_end) if audio_end is not None else end_s
+    covered = max(0.0, covered_end - start_s)
+    audio_lost = sound.lost_within(start_s, covered_end) if sound is not None else None
+    return {"shots.decode_errors": picture.errors_within(start_s, end_s)
+            + (sound.errors_within(start_s, covered_end) if sound is not None else 0),
+            "shots.picture_lost_s": round(picture.lost_within(start_s, end_s), 4),
+            "shots.audio_lost_s": None if audio_lost is None else round(audio_lost, 4),
+            "shots.audio_real_frac": None if sound is None or covered <= 0 else round(max(0.0, 1 - audio_lost / covered), 4)}
+
+
 def clip_id(source_id: str, start_frame: int, end_frame: int) -> str:
     return f"{source_id}-{start_frame:06d}-{end_frame:06d}"
 
@@ -105,7 +132,8 @@ class ShotsStage(Stage):
     id_column = "clip_id"
     measure_unit = "source_id"
     fan_out = True
-    decide_reads = ("clip_uri",)
+    version = "2"  # 2: damaged packets skipped and counted per clip
+    decide_reads = ("clip_uri", "shots.picture_lost_s", "shots.audio_lost_s")
 
     @classmethod
     def artifacts_fingerprint(cls, config) -> str | None:
@@ -136,7 +164,13 @@ class ShotsStage(Stage):
         return out
 
     def _measure_source(self, source: dict) -> list[dict]:
+        set_decode_limit(self.cfg.max_consecutive_decode_errors)
         bounds = self.detector.detect(source["source_uri"])
+        picture = bounds.decode
+        bounds.excluded = sorted(bounds.excluded + _damaged_ranges(bounds, picture))  # no clip spans damage
+        sound = scan_audio(source["source_uri"]) if source.get("has_audio") else None
+        source_errors = picture.errors + (sound.errors if sound else 0)
+        source_lost = picture.lost_s + (sound.lost_s if sound else 0.0)
         rows = []
         frame_interval = float(np.median(np.diff(bounds.times))) if bounds.num_frames > 1 else 1.0 / (source["fps"] or 25)
         offset = source.get("ingest.start_offset_s") or 0.0
@@ -153,6 +187,8 @@ class ShotsStage(Stage):
                 "shots.cut_in": piece.cut_in, "shots.cut_out": piece.cut_out, "shots.cut_in_score": piece.cut_in_score,
                 "shots.audio_coverage": None if audio_end is None else
                 min(1.0, max(0.0, (audio_end - start_s) / max(end_s - start_s, 1e-9))),
+                **_damage(picture, sound, start_s, end_s, audio_end), "shots.source_decode_errors": source_errors,
+                "shots.source_lost_s": round(source_lost, 4),
                 "keep": True, "drop_reason": None, "error": None,
             }
             if end_s - start_s >= self.cfg.cut_min_s:
@@ -182,5 +218,9 @@ class ShotsStage(Stage):
     def decide_table(self, table: pa.Table) -> pa.Table:
         duration = col(table, "shots.duration_s")
         no_file = pc.is_null(col(table, "clip_uri", pa.string()))
+        lost = pc.max_element_wise(pc.fill_null(col(table, "shots.picture_lost_s"), 0.0),
+                                   pc.fill_null(col(table, "shots.audio_lost_s"), 0.0))
+        damaged = pc.greater(lost, pc.multiply(duration, self.cfg.max_lost_frac))
         return apply_checks(table, [("too_short", any_of([no_file, pc.less(duration, self.cfg.min_clip_s)])),
-                                    ("too_long", pc.greater(duration, self.cfg.max_clip_s))])
+                                    ("too_long", pc.greater(duration, self.cfg.max_clip_s)),
+                                    ("damaged", damaged)])

@@ -49,3 +49,17 @@ def test_levels_on_known_signals():
     silence = np.zeros(rate, np.float32)
     assert levels.rms_dbfs(silence) == levels.FLOOR_DB and levels.loudness_lufs(silence, rate) == levels.FLOOR_DB
     assert levels.bandwidth_hz(silence, rate) == 0.0
+
+
+def test_damaged_audio_keeps_its_time_and_says_what_was_lost(media, tmp_path):
+    from tests.stages.test_shots import damage
+
+    source = media / "talking_head_single" / "videoretalking_face_2.mp4"
+    damage(source, tmp_path / "damaged.mp4")
+    clean, hurt = ClipAudio.load(source), ClipAudio.load(tmp_path / "damaged.mp4")
+    assert clean.decode.errors == 0 and clean.real_fraction == 1.0
+    assert hurt.decode.errors > 0 and 0.5 < hurt.real_fraction < 1.0
+    assert abs(hurt.duration_s - clean.duration_s) < 0.05  # lost packets come back as silence, in place
+    tail = slice(clean.samples.shape[1] - int(0.2 * clean.rate), clean.samples.shape[1])  # after the damage
+    assert hurt.decode.lost[-1][1] < 0.9 * clean.duration_s
+    assert np.allclose(hurt.samples[:, tail], clean.samples[:, tail], atol=1e-4)  # later audio keeps its time

@@ -150,3 +150,47 @@ def test_clip_ids_and_paths_come_from_content_and_frames(shot_run):
             assert clip["clip_id"] == f"{clip['source_id']}-{clip['start_frame']:06d}-{clip['end_frame']:06d}"
             assert clip["clip_uri"] == f"artifacts/clips/{clip['clip_id'][:2]}/{clip['clip_id']}.mp4"
     assert len({c["clip_id"] for c in clips}) == len(clips)
+
+
+DAMAGED = ["multi_person_dialogue/pyscenedetect_bbc_documentary_issue195.mp4",
+           "sound_effects/vggsound_dog_barking_3qesirWAGt4_20000_30000.mp4",
+           "sound_effects/vggsound_waterfall_burbling_7fRaV39Y-2o_50000_60000.mp4"]
+
+
+def damage(source, dest, places: int = 10, size: int = 4096, seed: int = 0) -> None:
+    """Random bytes written over `places` spots of the file's middle 70% (bit rot, a damaged download)."""
+    data = bytearray(source.read_bytes())
+    rng = np.random.default_rng(seed)
+    for at in np.linspace(0.15 * len(data), 0.85 * len(data), places).astype(int):
+        data[at:at + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    dest.write_bytes(bytes(data))
+
+
+def test_damaged_files_keep_their_undamaged_clips(media, tmp_path, ray_session):
+    """Before: `InvalidDataError ... avcodec_send_packet()` turned each such file into one error row."""
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for name in DAMAGED:
+        damage(media / name, folder / name.split("/")[1])
+    sources, clips = run_pipeline([folder], tmp_path / "run", ["shots.encode.preset=ultrafast"])
+    assert len(sources) == len(DAMAGED) and all(s["keep"] for s in sources)
+    for source in sources:
+        mine = [c for c in clips if c["source_id"] == source["source_id"]]
+        assert not any(c["error"] for c in mine), [c["error"] for c in mine]
+        assert mine[0]["shots.source_decode_errors"] > 0 and mine[0]["shots.source_lost_s"] > 0
+        kept = [c for c in mine if c["keep"]]
+        print(f"{source['source_uri'].rsplit('/', 1)[1]}: {mine[0]['shots.source_decode_errors']} packets lost, "
+              f"{len(kept)} clips kept ({sum(c['shots.duration_s'] for c in kept):.1f} of {source['duration_s']:.1f} s)")
+        assert kept, source["source_uri"]
+        assert sum(c["shots.decode_errors"] for c in mine) > 0
+        for clip in kept:  # clips lie between the damaged spots
+            assert clip["shots.picture_lost_s"] == 0
+            assert clip["shots.audio_real_frac"] is None or clip["shots.audio_real_frac"] >= 0.9
+        assert any(c["shots.cut_in"] == "damaged" or c["shots.cut_out"] == "damaged" for c in mine)
+    from demix_pipeline.stages.shots import ShotsStage
+    from demix_pipeline.config import load_config
+
+    stricter = ShotsStage(load_config(overrides=["shots.max_lost_frac=0"]), None).decide(
+        [dict(c, keep=True, drop_reason=None) for c in clips if not c["error"]])
+    hurt = [c for c in stricter if c["clip_uri"] and 2 <= c["shots.duration_s"] <= 20 and (c["shots.audio_lost_s"] or 0) > 0]
+    assert hurt and all(c["drop_reason"] == "damaged" for c in hurt)  # re-thresholded without decoding

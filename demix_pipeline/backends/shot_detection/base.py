@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from demix_pipeline.config import DetectorConfig
+from demix_pipeline.media.decode import DecodeReport
 
 
 @dataclass
@@ -18,6 +19,7 @@ class ShotBoundaries:
     cuts: list[int] = field(default_factory=list)  # first frame of each new shot
     cut_scores: dict[int, float] = field(default_factory=dict)
     excluded: list[tuple[int, int, str]] = field(default_factory=list)  # [start, end) and "gradual" / "blank"
+    decode: DecodeReport = field(default_factory=DecodeReport)  # packets of the picture that did not decode
 
     @property
     def num_frames(self) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 
 from demix_pipeline.backends.shot_detection.base import ShotBoundaries
 from demix_pipeline.config import DemixDetectorConfig, DetectorConfig
+from demix_pipeline.media.decode import DecodeReport
 from demix_pipeline.media.frames import iter_thumbnail_chunks
 
 VERSION = "1"
@@ -48,12 +49,15 @@ class DemixDetector:
 
     def detect(self, path: str | os.PathLike) -> ShotBoundaries:
         state = _Scan(self.cfg)
-        for chunk, times in iter_thumbnail_chunks(path, self.cfg.thumb_short_side, _CHUNK):
+        report = DecodeReport()
+        for chunk, times in iter_thumbnail_chunks(path, self.cfg.thumb_short_side, _CHUNK, report):
             state.times.extend(times)
             state.push(chunk)
         if not state.times:
             raise ValueError("video decodes to no frame")
-        return state.finish()
+        bounds = state.finish()
+        bounds.decode = report
+        return bounds
 
 
 class _Scan:

@@ -22,6 +22,7 @@ from demix_pipeline.backends.shot_detection.demix import _CHUNK, _Scan, _mean_ab
 from demix_pipeline.backends.shot_detection.transnetv2 import (HEIGHT, WIDTH, TransNetV2Detector, WindowScorer,
                                                                boundaries_from_runs, transition_runs)
 from demix_pipeline.config import DetectorConfig
+from demix_pipeline.media.decode import DecodeReport
 from demix_pipeline.media.frames import iter_thumbnail_chunks, thumbnails_to_rgb
 
 
@@ -80,7 +81,8 @@ class FusedDetector(TransNetV2Detector):
     def detect(self, path: str | os.PathLike) -> ShotBoundaries:
         scan = _CandidateScan(self.cfg)
         scorer = None
-        for chunk, times in iter_thumbnail_chunks(path, self.cfg.demix.thumb_short_side, _CHUNK):
+        report = DecodeReport()
+        for chunk, times in iter_thumbnail_chunks(path, self.cfg.demix.thumb_short_side, _CHUNK, report):
             scan.times.extend(times)
             if scorer is None:
                 scan._setup()
@@ -98,4 +100,6 @@ class FusedDetector(TransNetV2Detector):
         tn_cuts, tn_gradual = boundaries_from_runs(np.asarray(scan.times), runs, self.tn.max_cut_frames)
         cuts = {at: score for at, score in tn_cuts.items()
                 if any(at + d in scan.candidates for d in (-1, 0, 1))}
-        return scan.boundaries(cuts, tn_gradual)
+        bounds = scan.boundaries(cuts, tn_gradual)
+        bounds.decode = report
+        return bounds

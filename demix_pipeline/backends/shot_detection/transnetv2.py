@@ -27,6 +27,7 @@ import numpy as np
 from demix_pipeline.backends import wheel_models
 from demix_pipeline.backends.shot_detection.base import ShotBoundaries
 from demix_pipeline.config import DetectorConfig, TransNetV2Config
+from demix_pipeline.media.decode import DecodeReport
 from demix_pipeline.media.frames import iter_thumbnail_chunks, thumbnails_to_rgb
 
 WINDOW, CORE, CONTEXT = 100, 50, 25  # frames per window, scored frames, context each side
@@ -192,7 +193,8 @@ class TransNetV2Detector:
     def detect(self, path: str | os.PathLike) -> ShotBoundaries:
         scorer = WindowScorer(self._network(), self.tn.windows_per_batch, score_all=True)
         times: list[float] = []
-        for chunk, chunk_times in iter_thumbnail_chunks(path, self.cfg.demix.thumb_short_side):
+        report = DecodeReport()
+        for chunk, chunk_times in iter_thumbnail_chunks(path, self.cfg.demix.thumb_short_side, report=report):
             times.extend(chunk_times)
             scorer.push(thumbnails_to_rgb(chunk, WIDTH, HEIGHT))
         if not times:
@@ -201,4 +203,4 @@ class TransNetV2Detector:
         frame_times = np.asarray(times, np.float64)
         cuts, gradual = boundaries_from_runs(frame_times, transition_runs(probs, self.tn.threshold),
                                              self.tn.max_cut_frames)
-        return ShotBoundaries(times=frame_times, cuts=sorted(cuts), cut_scores=cuts, excluded=gradual)
+        return ShotBoundaries(times=frame_times, cuts=sorted(cuts), cut_scores=cuts, excluded=gradual, decode=report)
