@@ -16,7 +16,7 @@ IMAGE ?= demix
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install deps spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help models-list models-fetch models-verify docker-cpu docker-gpu docker-spleeter
+.PHONY: install deps spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help strace models-list models-fetch models-verify docker-cpu docker-gpu docker-spleeter
 
 help:
 	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | models-list | models-fetch [MODELS=...] | models-verify | docker-cpu | docker-gpu | docker-spleeter | clean"
@@ -47,7 +47,7 @@ demo: install
 	$(DEMIX) export --out $(DEMO_DIR)/run --shard-size 100
 	$(DEMIX) report --out $(DEMO_DIR)/run
 
-test: install spleeter-env chromium
+test: install spleeter-env chromium strace
 	$(PY) -m pytest $(ARGS)
 
 # The report test renders the HTML in headless Chromium: Debian's package, installed when missing.
@@ -56,6 +56,13 @@ chromium:
 	  echo "installing Debian's chromium (the report test renders the HTML report in it)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The network test runs `demix run` under strace (every connect() must stay on the loopback): Debian's package.
+strace:
+	@command -v strace >/dev/null 2>&1 || { \
+	  echo "installing Debian's strace (the network test traces a run's connect() calls)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq strace >/dev/null; }
 
 # Spleeter (reference separator B) pins tensorflow 2.12 and numpy<2: it gets a venv of its own; each demix
 # actor starts one worker process from it on its own node and streams audio over the worker's pipes.

@@ -34,6 +34,13 @@ def _stages_to_run(stages: str | None, until: str | None) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from demix_pipeline.run_lock import run_lock
+
+    with run_lock(args.out, "demix run"):  # one driver per run folder; sweeps a killed run's temporary files
+        return _run(args)
+
+
+def _run(args) -> int:
     from demix_pipeline.models import check_models
     from demix_pipeline.stages import RunContext, stage_class
     from demix_pipeline.stages.ingest import collect_sources
@@ -48,7 +55,7 @@ def cmd_run(args) -> int:
         if not args.input:
             raise ConfigError("demix run needs --input when it runs ingest")
         sources = collect_sources(args.input, args.kind, cfg.ingest.extensions)
-        print(f"ingest: {len(sources)} input files", file=sys.stderr)
+        print(sources.describe(), file=sys.stderr)  # "ingest: N input files; not taken: ..."
     check_models([need for name in stages for need in stage_class(name).required_models(cfg)], cfg.run.models_dir)
     for name in stages:  # a reference tier whose thresholds are unset filters nothing: say so before the work
         warning = stage_class(name)(cfg, RunContext(out=args.out, models_dir=cfg.run.models_dir)).unset_thresholds_warning()
@@ -66,6 +73,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_decide(args) -> int:
+    from demix_pipeline.run_lock import run_lock
+
+    with run_lock(args.out, f"demix decide {args.stage}"):
+        return _decide(args)
+
+
+def _decide(args) -> int:
     from demix_pipeline.runner import apply_decide
 
     cfg = load_config(args.config, args.set)
@@ -217,12 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from demix_pipeline.run_lock import RunLocked
     from demix_pipeline.runner import StageFailed
     from demix_pipeline.stages.ingest import InputError
 
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, StageFailed, InputError, ModelNotFoundError) as exc:
+    except (ConfigError, ManifestError, StageFailed, InputError, ModelNotFoundError, RunLocked) as exc:
         print(f"demix: error: {exc}", file=sys.stderr)
         return 2
 

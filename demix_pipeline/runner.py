@@ -89,16 +89,19 @@ def previous_stage(name: str) -> str | None:
 
 
 def ensure_ray(cfg: PipelineConfig) -> None:
-    import ray
-
-    if ray.is_initialized():
+    """Joins the cluster at `run.address`/RAY_ADDRESS, or starts a local Ray that stays on the loopback (local_ray.py)."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return
     address = cfg.run.address or os.environ.get("RAY_ADDRESS")
     if address:
+        import ray
+
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=cfg.run.num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
-                 include_dashboard=False, log_to_driver=True, configure_logging=False)
+        from demix_pipeline.local_ray import init_local_ray
+
+        init_local_ray(num_cpus=cfg.run.num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
+                       log_to_driver=True, configure_logging=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,7 +131,9 @@ def stage_input(name: str, out: RunPath, sources: list[dict] | None, fingerprint
             r["_token"] = token(r["path"], r["_key"])
         table = pa.Table.from_pylist(rows, schema=pa.schema([("path", pa.string()), ("source_kind", pa.string()),
                                                              ("_key", pa.string()), ("_token", pa.string())]))
-        return StageInput(table, None, PipelineConfig.fingerprint_of([r["_token"] for r in rows]))
+        not_taken = getattr(sources, "not_taken_token", None)  # files a folder scan left out (ingest.Sources)
+        tokens = [r["_token"] for r in rows] + ([not_taken] if not_taken else [])
+        return StageInput(table, None, PipelineConfig.fingerprint_of(tokens))
     prev = previous_stage(name)
     folder = stage_dir(out, prev)
     if not (folder / "_SUCCESS").exists():
@@ -420,7 +425,8 @@ def run_stage(name: str, cfg: PipelineConfig, out: str | RunPath, sources: list[
     summary = _decide_and_write(name, cfg, out, stage, measured_by, inputs.passthrough, measured,
                       {"fingerprint": fingerprint, "input_fingerprint": inputs.fingerprint, **counts,
                        "rows_in": total + passed, "shards": len(shards) + ahead_parts,
-                       "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes})
+                       "measure_s": time.time() - measure_started, "started": started, "shard_nodes": shard_nodes,
+                       **({"inputs_not_taken": sources.not_taken} if hasattr(sources, "not_taken") else {})})
     summary.status = "resumed" if resumed else "ran" if measured_now else "rebuilt"
     return summary
 
@@ -523,7 +529,8 @@ def apply_decide(name: str, cfg: PipelineConfig, out: str | RunPath) -> StageSum
     keys = ("fingerprint", "input_fingerprint", "rows_in", "shards", "measure_s", "started", "shard_nodes")
     counts = {"measured": 0, "retried": 0, "reused": decided.num_rows, "passed_through": narrow.num_rows - decided.num_rows}
     summary = _record_and_finish(name, cfg, stage, stored.get("backends") or stage.provenance(), folder, view, decided,
-                                 decide_started, {**{k: stored.get(k) for k in keys}, **counts})
+                                 decide_started, {**{k: stored.get(k) for k in keys}, **counts,
+                                                  **{k: stored[k] for k in ("inputs_not_taken",) if k in stored}})
     summary.status = "decided"
     return summary
 

@@ -11,6 +11,7 @@ rename: a single PUT is already all-or-nothing, so "write then rename" becomes o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -20,6 +21,16 @@ from pathlib import Path
 from typing import Any
 
 RunPath = Any  # pathlib.Path or upath.UPath: both offer /, exists, open, read_text, glob, unlink
+
+# The names of files being written before their rename: `.<name>.<8 hex>.tmp` (temp_name), the clips
+# media/cut.py encodes (`.<clip_id>.<8 hex>.mp4`) and stems written before they had a unique part
+# (`.<stem file>.tmp.flac`). A kill leaves them; run_lock.sweep_leftovers removes them under the run lock.
+TEMP_NAME = re.compile(r"^\..+\.(?:[0-9a-f]{8}\.(?:tmp|[A-Za-z0-9]{2,5})|tmp\.flac)$")
+
+
+def temp_name(path: RunPath) -> RunPath:
+    """A hidden sibling of `path` no other writer uses, to write into before the rename."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def run_root(out: str | os.PathLike | RunPath) -> RunPath:
@@ -68,7 +79,7 @@ def write_bytes_atomic(data: bytes, path: RunPath) -> None:
             handle.write(data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_name(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

@@ -15,16 +15,21 @@ def content_id(path: str | os.PathLike, chunk_bytes: int = 1 << 20, chunks: int 
     sampled chunks (and have equal size) would collide; for video that is practically never.
     """
     size = Path(path).stat().st_size
+    with open(path, "rb") as handle:
+        return content_id_of(handle, size, chunk_bytes, chunks)
+
+
+def content_id_of(handle, size: int, chunk_bytes: int = 1 << 20, chunks: int = 5) -> str:
+    """content_id of an open, seekable binary file of `size` bytes (a remote file, a member of a tar)."""
     digest = xxhash.xxh3_128()
     digest.update(size.to_bytes(8, "little"))
-    with open(path, "rb") as handle:
-        if size <= chunks * chunk_bytes:
-            digest.update(handle.read())
-        else:
-            step = (size - chunk_bytes) // (chunks - 1) if chunks > 1 else 0
-            for i in range(chunks):
-                handle.seek(i * step)
-                digest.update(handle.read(chunk_bytes))
+    if size <= chunks * chunk_bytes:
+        digest.update(handle.read())
+    else:
+        step = (size - chunk_bytes) // (chunks - 1) if chunks > 1 else 0
+        for i in range(chunks):
+            handle.seek(i * step)
+            digest.update(handle.read(chunk_bytes))
     return digest.hexdigest()[:16]
 
 

@@ -20,6 +20,7 @@ test_size starts a new record (a new split).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,15 @@ def clip_subsets(row: dict, talking_head_kinds: list[str], cinematic_kinds: list
 
 def source_order_key(seed: str, source_id: str) -> str:
     return xxhash.xxh3_64_hexdigest(f"{seed}/{source_id}".encode())
+
+
+_GROUP_NOTE = re.compile(r" \(with its group [^)]*\)$")
+
+
+def placement_reason(reason: str) -> str:
+    """The reason a source was placed for, without the note on groups placed on both sides (that note is
+    derived on each run, never recorded; registries of earlier versions appended it on every re-run)."""
+    return reason.split("; group ", 1)[0]
 
 
 def place_sources(sources: dict[str, dict], recorded: dict[str, str], seed: str, test_clips: int,
@@ -100,7 +110,7 @@ def place_groups(sources: dict[str, dict], groups: dict[str, str], recorded: dic
     earlier runs, before a bridging copy arrived, put members on both sides: those keep their recorded
     sides, since a clip's side never moves; the reason says so).
     """
-    reasons = reasons or {}
+    reasons = {sid: placement_reason(why) for sid, why in (reasons or {}).items()}
     units: dict[str, dict] = {}
     members: dict[str, list[str]] = {}
     for sid, info in sources.items():
@@ -115,7 +125,8 @@ def place_groups(sources: dict[str, dict], groups: dict[str, str], recorded: dic
         first = min((sid for sid in sids if sid in recorded), default=None)
         if first is not None:
             unit_recorded[unit] = recorded[first]
-            unit_reasons[unit] = reasons.get(first, "recorded")
+            # what a copy arriving later is placed for: its group's reason (noted once, below)
+            unit_reasons[unit] = _GROUP_NOTE.sub("", reasons.get(first, "recorded"))
         if len(sides) > 1:
             split_groups.add(unit)
     placed_units = place_sources(units, unit_recorded, seed, test_clips, unit_reasons)
@@ -203,11 +214,15 @@ class AssignStage(ClipStage):
         test_clips = int(cfg.test_size) if cfg.test_size >= 1 else int(round(cfg.test_size * total))
         path = self.registry_path()
         registry = json.loads(path.read_text()) if path.exists() else {}
-        recorded, reasons = registry.get("sources", {}), registry.get("reasons", {})
+        recorded = registry.get("sources", {})
+        reasons = {sid: placement_reason(why) for sid, why in registry.get("reasons", {}).items()}
         placed = place_groups(sources, self._groups(), recorded, cfg.split_seed, test_clips, reasons)
+        # only new placements are recorded, each with the reason it was made for: a recorded source keeps
+        # its side and its reason whatever later runs see, so split_reason does not depend on run history
+        new = {sid: placed[sid] for sid in placed if sid not in recorded}
         write_json_atomic({"split_seed": cfg.split_seed, "test_size": cfg.test_size,
-                           "sources": {**recorded, **{sid: side for sid, (side, _) in placed.items()}},
-                           "reasons": {**reasons, **{sid: why for sid, (_, why) in placed.items()}}}, path)
+                           "sources": {**recorded, **{sid: side for sid, (side, _) in new.items()}},
+                           "reasons": {**reasons, **{sid: why for sid, (_, why) in new.items()}}}, path)
         side = pa.array([placed.get(sid, (None, None))[0] for sid in source_ids], pa.string())
         reason = pa.array([placed.get(sid, (None, None))[1] for sid in source_ids], pa.string())
         keep_mask = pa.array(kept)

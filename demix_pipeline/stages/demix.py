@@ -36,7 +36,7 @@ from demix_pipeline.decide import apply_checks, col, only_ok, replace
 from demix_pipeline.media import levels
 from demix_pipeline.media.audio import ClipAudio
 from demix_pipeline.stages.base import ClipStage, ModelUse
-from demix_pipeline.storage import RunPath, local_output
+from demix_pipeline.storage import RunPath, local_output, temp_name
 
 PAIRS = ("speech", "others_effects", "others_music")
 GATES = {"music": ("music", "singing"), "effects": ("other",)}  # A's stem -> the event kinds it is kept for
@@ -130,7 +130,7 @@ class DemixStage(ClipStage):
         for stem in ("speech", "effects", "music"):
             dest = stem_path(self.ctx.out, clip_id, stem)
             with local_output(dest) as local:
-                tmp = local.with_name(f".{local.name}.tmp.flac")
+                tmp = temp_name(local)  # unique: two writers of one stem never share a temporary file
                 soundfile.write(tmp, np.clip(stems_a[stem], -1, 1), self.cfg.sample_rate, format="FLAC", subtype="PCM_24")
                 tmp.replace(local)
             uris[f"demix.{stem}_uri"] = dest.relative_to(self.ctx.out).as_posix()

@@ -122,6 +122,8 @@ def test_assign_through_the_runner_and_stats(late_stages_run, capsys):
     # re-deciding with the same settings keeps every side
     apply_decide("assign", cfg, out)
     assert {r["clip_id"]: r["split"] for r in read_stage(out, "assign").to_pylist()} == {r["clip_id"]: r["split"] for r in rows}
+    assert ({r["clip_id"]: r["assign.split_reason"] for r in read_stage(out, "assign").to_pylist()}
+            == {r["clip_id"]: r["assign.split_reason"] for r in rows})  # the reasons too, not `recorded`
     assert run_stage("assign", cfg, out).status == "up-to-date"
     # regrouping near-duplicates (ingest's decide) re-applies assign's decide, which reads the groups
     apply_decide("ingest", load_config(overrides=[*LATE_STAGES_FAST, "ingest.group.max_mean_distance=5"]), out)
@@ -184,3 +186,43 @@ def test_near_duplicate_groups_land_on_one_side(tmp_path):
     write_ingest_groups(tmp_path, groups)
     again = decide(rows + late, tmp_path, "assign.test_size=0.2")
     assert {r["split"] for r in again if r["source_id"] == late[0]["source_id"] and r["keep"]} == {"test"}
+
+
+def test_split_reasons_do_not_depend_on_run_history(tmp_path):
+    """assign.split_reason is the reason each source was placed for: re-runs, a grown run and regrouping leave it
+    as a fresh run gives it (it used to turn into `recorded` or grow a note on every re-run)."""
+    rows = synthetic_rows(80, seed=9)
+    source_ids = sorted({r["source_id"] for r in rows})
+    groups = {sid: source_ids[i - i % 2] for i, sid in enumerate(source_ids)}  # pairs of near-duplicates
+
+    def reasons(decided, of=None):
+        return {r["clip_id"]: r["assign.split_reason"] for r in decided if r["keep"] and (of is None or r["source_id"] in of)}
+
+    write_ingest_groups(tmp_path / "fresh", groups)
+    fresh = reasons(decide(rows, tmp_path / "fresh", "assign.test_size=0.2"))
+    assert "recorded" not in set(fresh.values()) and any("with its group" in why for why in fresh.values())
+    run = tmp_path / "run"
+    write_ingest_groups(run, groups)
+    for _ in range(3):  # the first run, then re-runs over the recorded split
+        assert reasons(decide(rows, run, "assign.test_size=0.2")) == fresh
+    # a grown run: one new source, a copy of a source placed in test as part of a group, joins that group
+    placed = decide(rows, run, "assign.test_size=0.2")
+    twin = next(r for r in placed if r["keep"] and r["split"] == "test" and "with its group" in r["assign.split_reason"])
+    copy = [{**r, "clip_id": "ff" + r["clip_id"][2:], "source_id": "ff" + r["source_id"][2:]}
+            for r in rows if r["source_id"] == twin["source_id"]]
+    groups[copy[0]["source_id"]] = groups[twin["source_id"]]
+    (run / "00_ingest").rename(run / "ingest_before")
+    write_ingest_groups(run, groups)
+    for _ in range(2):
+        grown = decide(rows + copy, run, "assign.test_size=0.2")
+        assert reasons(grown, source_ids) == fresh
+        assert set(reasons(grown, {copy[0]["source_id"]}).values()) == {twin["assign.split_reason"]}  # noted once
+    # regrouping bridges a train group and a test group: the sources keep their sides and reasons, noted once
+    train_unit = groups[next(r["source_id"] for r in placed if r["keep"] and r["split"] == "train")]
+    bridged = {sid: groups[twin["source_id"]] if unit == train_unit else unit for sid, unit in groups.items()}
+    (run / "00_ingest").rename(run / "ingest_grown")
+    write_ingest_groups(run, bridged)
+    noted = [reasons(decide(rows + copy, run, "assign.test_size=0.2"), source_ids) for _ in range(2)]
+    assert noted[0] == noted[1] and noted[0] != fresh
+    assert all(why == fresh[clip_id] or why.startswith(fresh[clip_id] + "; group ") and why.count("; group ") == 1
+               for clip_id, why in noted[0].items())
