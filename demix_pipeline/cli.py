@@ -149,11 +149,17 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from demix_pipeline.export import export
+    from demix_pipeline.export import export, verify_export
 
-    export(args.out, args.dest, args.shard_size,
-           args.subsets.split(",") if args.subsets else None, args.splits.split(",") if args.splits else None,
-           index_only=args.index_only)
+    subsets = args.subsets.split(",") if args.subsets else None
+    splits = args.splits.split(",") if args.splits else None
+    if args.verify:  # read-only: the tars, the index and the manifest's digests against each other
+        problems = verify_export(args.out, args.dest, subsets, splits)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"export verify: {len(problems)} problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+    export(args.out, args.dest, args.shard_size, subsets, splits, index_only=args.index_only)
     return 0
 
 
@@ -215,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", help="comma-separated splits (default: train,test)")
     p.add_argument("--index-only", action="store_true",
                    help="write each folder's index.parquet (clip -> shard) and no tar: the plan of a large export")
+    p.add_argument("--verify", action="store_true",
+                   help="write nothing; check every tar against checksums.sha256, every sample against index.parquet "
+                        "and the index against the manifest now (exit 1 on any problem)")
     p.set_defaults(func=cmd_export)
 
     from demix_pipeline.models_cli import add_parser as add_models_parser

@@ -108,6 +108,9 @@ def test_reexport_rewrites_exactly_the_shards_a_caption_change_touches(late_stag
         after_rows[k]["caption.text"] != before_rows[k]["caption.text"] for k in changed)
     problems = verify_export(run, dest)  # the old export is now stale, and verifying says so
     assert problems and all("differ from the manifest" in p for p in problems)
+    from demix_pipeline.cli import main
+
+    assert main(["export", "--out", str(run), "--dest", str(dest), "--verify"]) == 1  # the same check, from the CLI
 
     summary = export(run, dest, shard_size=2, progress=None)
     affected = set()
