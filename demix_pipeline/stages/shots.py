@@ -191,14 +191,30 @@ class ShotsStage(Stage):
                 "shots.source_lost_s": round(source_lost, 4),
                 "keep": True, "drop_reason": None, "error": None,
             }
-            if end_s - start_s >= self.cfg.cut_min_s:
-                try:
-                    row.update(self._cut(source, cid, ClipSpan(offset + start_s, end_s - start_s,
-                                                               piece.end_frame - piece.start_frame, frame_interval)))
-                except Exception as exc:  # one bad clip must not lose the source's other clips
-                    row = failed(row, exc)
-            rows.append(row)
-        return rows
+            span = (ClipSpan(offset + start_s, end_s - start_s, piece.end_frame - piece.start_frame, frame_interval)
+                    if end_s - start_s >= self.cfg.cut_min_s else None)
+            rows.append((row, span))
+        return self._cut_all(source, rows)
+
+    def _cut_all(self, source: dict, planned: list[tuple[dict, ClipSpan | None]]) -> list[dict]:
+        """Cut the source's pieces, as many at once as the stage's CPUs (`resources.num_cpus`): a long source
+        is not cut by one ffmpeg after another while the actor's other CPUs wait. Rows keep their order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def cut(item: tuple[dict, ClipSpan | None]) -> dict:
+            row, span = item
+            if span is None:
+                return row
+            try:
+                return {**row, **self._cut(source, row["clip_id"], span)}
+            except Exception as exc:  # one bad clip must not lose the source's other clips
+                return failed(row, exc)
+
+        workers = max(1, int(self.cfg.resources.num_cpus))
+        if workers == 1 or len(planned) < 2:
+            return [cut(item) for item in planned]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut") as pool:  # ffmpeg runs outside the GIL
+            return list(pool.map(cut, planned))
 
     def _cut(self, source: dict, cid: str, span: ClipSpan) -> dict:
         dest = clip_path(self.ctx.out, cid)

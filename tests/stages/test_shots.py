@@ -194,3 +194,25 @@ def test_damaged_files_keep_their_undamaged_clips(media, tmp_path, ray_session):
         [dict(c, keep=True, drop_reason=None) for c in clips if not c["error"]])
     hurt = [c for c in stricter if c["clip_uri"] and 2 <= c["shots.duration_s"] <= 20 and (c["shots.audio_lost_s"] or 0) > 0]
     assert hurt and all(c["drop_reason"] == "damaged" for c in hurt)  # re-thresholded without decoding
+
+
+def test_pieces_of_one_source_are_cut_in_parallel_to_the_same_files(media, tmp_path):
+    """shots.resources.num_cpus ffmpeg processes at once (bench/cutting.py: speed); the rows and bytes are unchanged."""
+    import hashlib
+
+    from demix_pipeline.config import load_config
+    from demix_pipeline.stages.base import RunContext
+    from demix_pipeline.stages.ingest import IngestStage
+    from demix_pipeline.stages.shots import ShotsStage
+
+    cheap = ["shots.detector.name=demix", "shots.encode.preset=ultrafast"]
+    source = IngestStage(load_config(overrides=cheap), RunContext(out=tmp_path / "i")).measure(
+        [{"path": str(media / DAMAGED[0]), "source_kind": "cinematic"}])[0]
+    made = {}
+    for cpus in (1, 2):
+        stage = ShotsStage(load_config(overrides=[*cheap, f"shots.resources.num_cpus={cpus}"]), RunContext(out=tmp_path / str(cpus)))
+        stage.setup()
+        rows = stage.measure([source])
+        made[cpus] = [(r["clip_id"], r["error"], hashlib.sha256((tmp_path / str(cpus) / r["clip_uri"]).read_bytes()).hexdigest()
+                       if r["clip_uri"] else None) for r in rows]
+    assert len(made[1]) >= 5 and made[1] == made[2]
