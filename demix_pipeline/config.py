@@ -424,6 +424,10 @@ class RunSettings(Strict):
     manifest_part_rows: int = Field(100_000, ge=1, description="rows per part file of a stage's view (part-*.parquet)")
     stream: bool = Field(True, description="`demix run` streams rows through consecutive per-row stages (shots .. caption) on Ray Data; false runs them one after another")
     compact_measurements_at: int = Field(64, ge=2, description="a stage's measurement parts are folded into one once there are this many")
+    row_deadline_s: float | None = Field(
+        7200.0, gt=0, description="a row (a source in ingest and shots, a clip after) still decoding this many seconds "
+        "after its measurement began becomes an error row (DecodeTimeout) and the worker goes on; checked between "
+        "packets, so a model call in progress finishes first; null: no deadline")
 
 
 class PipelineConfig(Strict):

@@ -35,6 +35,7 @@ from demix_pipeline.manifest import (column_stage, hours_column, part_files, par
                                      read_stage, schema, stage_dir, write_atomic, write_json_atomic)
 from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, measured_backends,
                                          source_file_key, stage_fingerprint, token, token_column)
+from demix_pipeline.media.decode import start_row
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
 from demix_pipeline.stages.base import error_text
@@ -181,16 +182,23 @@ class _Worker:
             raise MachineryError(f"{self.stage.name}: setup() failed on a worker: {self.setup_error} "
                                  f"[node {_node_id()[:12]}]")
         stage = self.stage
+        deadline = stage.pipeline_config.run.row_deadline_s
         out_rows: list[dict] = []
         for i in range(0, len(rows), batch_size):
             batch = rows[i:i + batch_size]
             try:
+                start_row(deadline * len(batch) if deadline else None)  # a batch of n rows has n rows' time
                 out_rows.extend(_keyed(stage, stage.measure([_strip(r) for r in batch]), batch))
             except MACHINERY_ERRORS as exc:
                 raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc
-            except Exception:
+            except Exception as batch_exc:
+                if len(batch) == 1:  # already alone: measuring it again would only fail (or time out) twice
+                    out_rows.extend(_keyed(stage, stage.error_rows(_strip(batch[0]), batch_exc), batch,
+                                           known=isinstance(batch_exc, RowError)))
+                    continue
                 for row in batch:  # isolate the failing row
                     try:
+                        start_row(deadline)
                         out_rows.extend(_keyed(stage, stage.measure([_strip(row)]), [row]))
                     except MACHINERY_ERRORS as exc:
                         raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc

@@ -427,3 +427,15 @@ def test_a_worker_without_the_model_store_stops_the_stage_with_the_models_name(r
                  progress=False)
     assert "setup() failed on a worker" in str(failure.value)
     assert not MeasurementStore(tmp_path / "out", "shots", "source_id").parts()
+
+
+def test_a_row_past_its_deadline_becomes_an_error_row_and_the_worker_goes_on(reference_run, tmp_path):
+    from demix_pipeline.runner import _Worker
+    from demix_pipeline.stages import RunContext
+
+    cfg = load_config(overrides=["run.progress=false", "run.row_deadline_s=0.000001", *FAST])
+    kept = [dict(r, _key="k") for r in read_stage(reference_run, "ingest").to_pylist() if r["keep"]][:2]
+    worker = _Worker(ShotsStage, cfg.model_dump_json(), RunContext(out=tmp_path / "out"))
+    rows = worker.measure(kept, batch_size=1)
+    assert [r["source_id"] for r in rows] == [r["source_id"] for r in kept]  # one error row each, in order
+    assert all(r["error"].startswith("DecodeTimeout: the row ran past its deadline") for r in rows)

@@ -17,15 +17,20 @@ from dataclasses import dataclass, field
 
 import av
 
-_LIMITS = {"max_consecutive": 100, "deadline_s": None}  # this process's defaults (set_decode_limit)
+# this process's defaults: set_decode_limit (the stage) and start_row (the runner, before each row)
+_LIMITS: dict = {"max_consecutive": 100, "deadline_s": None, "row_started": None}
 
 
-def set_decode_limit(max_consecutive: int | None = None, deadline_s: float | None = None) -> None:
-    """The process's defaults for decode_frames: the stage sets them from its config before it decodes
-    (shots.max_consecutive_decode_errors; 100 is about 4 s of 25 fps video, or 2 s of 48 kHz AAC)."""
-    if max_consecutive is not None:
-        _LIMITS["max_consecutive"] = max_consecutive
-    _LIMITS["deadline_s"] = deadline_s
+def set_decode_limit(max_consecutive: int) -> None:
+    """Packets in a row that may fail before a source is given up (shots.max_consecutive_decode_errors;
+    100 is about 4 s of 25 fps video, or 2 s of 48 kHz AAC)."""
+    _LIMITS["max_consecutive"] = max_consecutive
+
+
+def start_row(deadline_s: float | None) -> None:
+    """A row's measurement begins: every decode until the next start_row stops with DecodeTimeout once
+    `deadline_s` have passed since now (run.row_deadline_s; None: no deadline)."""
+    _LIMITS["deadline_s"], _LIMITS["row_started"] = deadline_s, time.monotonic()
 
 
 class TooDamaged(ValueError):
@@ -82,15 +87,16 @@ def decode_frames(container, stream, report: DecodeReport | None = None, max_con
     """The stream's frames in decode order, skipping packets that do not decode (recorded in `report`)."""
     report = report if report is not None else DecodeReport()
     max_consecutive = max_consecutive or _LIMITS["max_consecutive"]
-    deadline_s = deadline_s if deadline_s is not None else _LIMITS["deadline_s"]
     started = time.monotonic()
+    if deadline_s is None and _LIMITS["deadline_s"] is not None:  # the row's deadline, counted from its start
+        deadline_s, started = _LIMITS["deadline_s"], _LIMITS["row_started"] or started
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
     in_a_row = 0
     recovering = False
     predicted = stream.type == "video"
     for packet in container.demux(stream):
         if deadline_s is not None and time.monotonic() - started > deadline_s:
-            raise DecodeTimeout(f"decoding did not finish within {deadline_s:.0f} s")
+            raise DecodeTimeout(f"the row ran past its deadline of {deadline_s:g} s while decoding (run.row_deadline_s)")
         try:
             frames = stream.decode(packet)
         except av.error.FFmpegError as exc:
