@@ -6,9 +6,11 @@ as classes 0 / 1 / 2+, `unsure` left out), frames at 2 fps are given to each can
 shot's count is the 90th percentile of per-frame counts; the script prints accuracy and
 milliseconds per frame on one core, on the tune files (tests/data/tune_files.txt), the held-out rest,
 and all. Candidates: the default, its face and body parts alone, MediaPipe BlazeFace full-range and
-short-range (LiteRT), OpenCV Haar frontal + profile faces, OpenCV HOG people (all with weights inside wheels).
+short-range (LiteRT), OpenCV Haar frontal + profile faces, OpenCV HOG people (all with weights inside wheels);
+with `--models DIR` holding yolox_nano/yolox_nano.onnx (or $DEMIX_MODELS), also YOLOX-Nano bodies alone
+and `person_detector: yolox`'s people (YOLOX bodies with BlazeFace heads, backends/detection/people.py).
 
-    python bench/person_detectors.py [--media DIR] [--json FILE]
+    python bench/person_detectors.py [--media DIR] [--json FILE] [--models DIR]
 """
 from __future__ import annotations
 
@@ -86,11 +88,25 @@ def bodies_counter():
     return count
 
 
+def yolox_counters(models: Path) -> dict:
+    """YOLOX-Nano bodies alone, and the stage's yolox people (the same bodies, heads from confirmed faces), at its thresholds."""
+    from demix_pipeline.backends.detection.people import YoloxPeopleDetector
+    from demix_pipeline.backends.detection.yolox import YoloxPersons
+    from demix_pipeline.config import load_config
+
+    cfg = load_config().voiceover
+    weights = models / cfg.yolox_model / "yolox_nano.onnx"
+    bodies = YoloxPersons(weights, cfg.yolox_min_score, threads=1)
+    people = YoloxPeopleDetector(weights, cfg.people, cfg.face_variant, cfg.face_min_score, cfg.yolox_min_score, threads=1)
+    return {"yolox_bodies": lambda rgb: len(bodies.detect(rgb)), "yolox_people": lambda rgb: len(people.detect(rgb))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--fps", type=float, default=2.0)
+    parser.add_argument("--models", type=Path, help="model store holding yolox_nano (default: $DEMIX_MODELS)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     candidates = {"people_default": people_counter(),
@@ -99,6 +115,12 @@ def main() -> int:
                   "blazeface_full_range": blazeface_counter("full_range", 0.4),
                   "blazeface_short_range": blazeface_counter("short_range", 0.4),
                   "opencv_haar_faces": haar_counter(), "opencv_hog_people": hog_counter()}
+    from demix_pipeline.config import load_config
+    from demix_pipeline.models import models_dir
+
+    store = models_dir(args.models)
+    if store is not None and (store / load_config().voiceover.yolox_model / "yolox_nano.onnx").is_file():
+        candidates.update(yolox_counters(store))
     labels = [row for row in label_rows(args.media) if row["max_people"] != "unsure"]
     frames_by_video: dict[str, list[tuple[float, np.ndarray]]] = {}
     for video in sorted({row["video_path"] for row in labels}):
