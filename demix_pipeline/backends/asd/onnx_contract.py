@@ -6,7 +6,8 @@ Contract (version 1), so an exported TalkNet-ASD or Light-ASD model can be dropp
   each a square of 1.4 x the face box's larger side around its centre, resized to 112 x 112;
 - input `audio`: float32 [1, 4T, 13], 13 MFCCs at 100 frames per second of the 16 kHz mono speech
   over the same span (python_speech_features.mfcc defaults: 25 ms windows, 10 ms hop, 26 filters,
-  first coefficient replaced by log energy), as TalkNet's and Light-ASD's demos compute them;
+  first coefficient replaced by log energy, samples on the int16 scale), as TalkNet's and Light-ASD's
+  demos compute them; a track with gaps is scored run by run, each with the MFCCs of its own times;
 - output (first): float32 [1, T] (or [T]): a speaking logit per video frame, > 0 meaning speaking.
 T is dynamic. Long tracks are scored in chunks of `chunk_frames` frames. The demix side turns the
 logit into a probability with a sigmoid.
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from demix_pipeline.backends.asd.base import TrackCrops, sigmoid
+from demix_pipeline.backends.asd.base import TrackCrops, aligned_runs, sigmoid
 
 FPS = 25
 MFCC_PER_FRAME = 4
 
 
 def mfcc_100hz(mono16k: np.ndarray) -> np.ndarray:
+    """13 MFCCs at 100 Hz of float audio in [-1, 1], on the int16 scale the TalkNet-family demos read
+    wav files at (the first coefficient, log energy, is 2 ln 32768 = 20.8 higher than on [-1, 1])."""
     from python_speech_features import mfcc
 
-    return mfcc(mono16k.astype(np.float64), 16000, numcep=13, winlen=0.025, winstep=0.010).astype(np.float32)
+    return mfcc(mono16k.astype(np.float64) * 32768.0, 16000, numcep=13, winlen=0.025, winstep=0.010).astype(np.float32)
 
 
 class OnnxASD:
@@ -45,19 +48,20 @@ class OnnxASD:
         self.chunk_frames = chunk_frames
         self.version = f"{model_file}"
 
-    def score(self, track: TrackCrops, speech16k: np.ndarray) -> np.ndarray:
-        """Speaking probability per crop. Crops are taken as consecutive 25 fps frames from the track's start."""
+    def score(self, track: TrackCrops, speech16k: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Speaking probability per crop. `features`: mfcc_100hz of the whole clip's speech (computed when
+        not given); each run of consecutive 25 fps crops gets the MFCCs of its own times (base.aligned_runs)."""
         if not track.crops:
             return np.zeros(0, np.float32)
-        start = track.times[0]
-        features = mfcc_100hz(speech16k[int(start * 16000):int((track.times[-1] + 1 / FPS) * 16000) + 400])
-        video = np.stack(track.crops).astype(np.float32)
-        out = []
-        for a in range(0, len(video), self.chunk_frames):
-            clip = video[a:a + self.chunk_frames]
-            audio = features[a * MFCC_PER_FRAME:(a + len(clip)) * MFCC_PER_FRAME]
-            if len(audio) < len(clip) * MFCC_PER_FRAME:
-                audio = np.pad(audio, ((0, len(clip) * MFCC_PER_FRAME - len(audio)), (0, 0)))
-            logits = self.session.run(None, {"video": clip[None], "audio": audio[None]})[0]
-            out.append(np.asarray(logits, np.float32).reshape(-1)[: len(clip)])
-        return sigmoid(np.concatenate(out)).astype(np.float32)
+        features = mfcc_100hz(speech16k) if features is None else features
+        out = np.zeros(len(track.crops), np.float32)
+        for part, audio in aligned_runs(track.times, features, FPS, FPS * MFCC_PER_FRAME):
+            video = np.stack(track.crops[part]).astype(np.float32)
+            logits = []
+            for a in range(0, len(video), self.chunk_frames):
+                clip = video[a:a + self.chunk_frames]
+                chunk = audio[a * MFCC_PER_FRAME:(a + len(clip)) * MFCC_PER_FRAME]
+                result = self.session.run(None, {"video": clip[None], "audio": chunk[None]})[0]
+                logits.append(np.asarray(result, np.float32).reshape(-1)[: len(clip)])
+            out[part] = sigmoid(np.concatenate(logits))
+        return out
