@@ -436,9 +436,10 @@ class RunSettings(Strict):
     stream: bool = Field(True, description="`demix run` streams rows through consecutive per-row stages (shots .. caption) on Ray Data; false runs them one after another")
     compact_measurements_at: int = Field(64, ge=2, description="a stage's measurement parts are folded into one once there are this many")
     row_deadline_s: float | None = Field(
-        7200.0, gt=0, description="a row (a source in ingest and shots, a clip after) still decoding this many seconds "
-        "after its measurement began becomes an error row (DecodeTimeout) and the worker goes on; checked between "
-        "packets, so a model call in progress finishes first; null: no deadline")
+        7200.0, gt=0, description="a row (a source in ingest and shots, a clip after) still measured this many seconds "
+        "after its measurement began becomes an error row (DecodeTimeout while decoding, RowTimeout in a model) and "
+        "the worker goes on; checked between packets and model windows, so one network forward in progress finishes "
+        "first (Spleeter's child process is stopped instead); null: no deadline")
 
 
 class PipelineConfig(Strict):

@@ -35,7 +35,7 @@ from demix_pipeline.manifest import (column_stage, hours_column, part_files, par
                                      read_stage, schema, stage_dir, write_atomic, write_json_atomic)
 from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, measured_backends,
                                          source_file_key, stage_fingerprint, token, token_column)
-from demix_pipeline.media.decode import start_row
+from demix_pipeline.row_deadline import start_row
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
 from demix_pipeline.stages.base import error_text

@@ -56,19 +56,19 @@ def wait_for_nodes(address: str, env: dict, count: int, timeout_s: float = 120.0
 
 
 def stop(proc: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            if sig == signal.SIGTERM:  # the node's children (raylet, gcs, workers) share its group
-                time.sleep(1)
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            continue
+    """A throwaway node: a short grace, then its whole group (raylet, gcs, workers share it) is killed."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=3)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture

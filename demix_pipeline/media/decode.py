@@ -11,14 +11,15 @@ worker forever.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import av
 
-# this process's defaults: set_decode_limit (the stage) and start_row (the runner, before each row)
-_LIMITS: dict = {"max_consecutive": 100, "deadline_s": None, "row_started": None}
+from demix_pipeline import row_deadline
+
+# this process's default: set_decode_limit (the stage)
+_LIMITS: dict = {"max_consecutive": 100}
 
 
 def set_decode_limit(max_consecutive: int) -> None:
@@ -27,17 +28,11 @@ def set_decode_limit(max_consecutive: int) -> None:
     _LIMITS["max_consecutive"] = max_consecutive
 
 
-def start_row(deadline_s: float | None) -> None:
-    """A row's measurement begins: every decode until the next start_row stops with DecodeTimeout once
-    `deadline_s` have passed since now (run.row_deadline_s; None: no deadline)."""
-    _LIMITS["deadline_s"], _LIMITS["row_started"] = deadline_s, time.monotonic()
-
-
 class TooDamaged(ValueError):
     """More packets in a row failed to decode than the limit: nothing usable is left."""
 
 
-class DecodeTimeout(TimeoutError):
+class DecodeTimeout(row_deadline.RowTimeout):
     """Decoding ran past its deadline (a pathological file, or far more work than a row should be)."""
 
 
@@ -82,21 +77,17 @@ def _span(packet: av.Packet, stream, origin: float) -> tuple[float, float]:
     return max(0.0, start), max(0.0, start) + max(duration, 0.0)
 
 
-def decode_frames(container, stream, report: DecodeReport | None = None, max_consecutive: int | None = None,
-                  deadline_s: float | None = None) -> Iterator:
+def decode_frames(container, stream, report: DecodeReport | None = None,
+                  max_consecutive: int | None = None) -> Iterator:
     """The stream's frames in decode order, skipping packets that do not decode (recorded in `report`)."""
     report = report if report is not None else DecodeReport()
     max_consecutive = max_consecutive or _LIMITS["max_consecutive"]
-    started = time.monotonic()
-    if deadline_s is None and _LIMITS["deadline_s"] is not None:  # the row's deadline, counted from its start
-        deadline_s, started = _LIMITS["deadline_s"], _LIMITS["row_started"] or started
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
     in_a_row = 0
     recovering = False
     predicted = stream.type == "video"
     for packet in container.demux(stream):
-        if deadline_s is not None and time.monotonic() - started > deadline_s:
-            raise DecodeTimeout(f"the row ran past its deadline of {deadline_s:g} s while decoding (run.row_deadline_s)")
+        row_deadline.check("while decoding", DecodeTimeout)  # the row's deadline (run.row_deadline_s)
         try:
             frames = stream.decode(packet)
         except av.error.FFmpegError as exc:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demix_pipeline import row_deadline
 from demix_pipeline.backends.asd.base import TrackCrops, aligned_runs
 
 FPS = 25
@@ -252,6 +253,7 @@ class LRASD:
         for length, group in by_length.items():
             per_batch = max(1, self.batch_frames // length)
             for b in range(0, len(group), per_batch):
+                row_deadline.check("while scoring speakers (LR-ASD)")
                 batch = group[b:b + per_batch]
                 video = np.stack([runs[r][2][ws:we] for r, ws, we, _, _ in batch])
                 mfcc = np.stack([runs[r][3][4 * ws:4 * we] for r, ws, we, _, _ in batch])

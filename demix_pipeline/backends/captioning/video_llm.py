@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demix_pipeline import row_deadline
 from demix_pipeline.config import CaptionConfig
 from demix_pipeline.media.frames import iter_frames_at
 
@@ -124,11 +125,13 @@ class VideoLLMCaptioner:
         scene_prompt = self.chat_prompt("video", cfg.scene_prompt)
         person_texts: list[str] = []
         for start in range(0, len(crops), self.batch_size):
+            row_deadline.check("while captioning persons")
             batch = crops[start:start + self.batch_size]
             person_texts += self.generate([person_prompt] * len(batch), images=batch)
         scenes: list[str] = []
         videos = [video for _, video in views]
         for start in range(0, len(videos), self.batch_size):
+            row_deadline.check("while captioning scenes")
             batch = videos[start:start + self.batch_size]
             scenes += self.generate([scene_prompt] * len(batch), videos=batch)
         self.last_request = {"person_prompt": person_prompt, "scene_prompt": scene_prompt, "clips": len(requests),

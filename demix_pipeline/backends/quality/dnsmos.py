@@ -11,6 +11,8 @@ from importlib import metadata
 
 import numpy as np
 
+from demix_pipeline import row_deadline
+
 RATE = 16000
 WINDOW_S = 9.01
 
@@ -58,6 +60,7 @@ class Dnsmos:
             starts.append(len(audio) - length)  # cover the tail too
         sig, bak, ovrl, p808 = [], [], [], []
         for start in starts:
+            row_deadline.check("while scoring DNSMOS")
             segment = audio[start:start + length]
             raw = self.primary.run(None, {"input_1": segment[None, :]})[0][0]
             s, b, o = self._helpers.get_polyfit_val(raw[0], raw[1], raw[2], False)

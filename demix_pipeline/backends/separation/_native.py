@@ -10,6 +10,8 @@ import ctypes
 
 import numpy as np
 
+from demix_pipeline import row_deadline
+
 RATE = 48000
 
 
@@ -29,7 +31,9 @@ class FrameDenoiser:
         out = np.zeros(total, np.float32)
         frame_in = np.zeros(self.frame, np.float32)
         frame_out = np.zeros(self.frame, np.float32)
-        for start in range(0, total, self.frame):
+        for index, start in enumerate(range(0, total, self.frame)):
+            if index % 1000 == 0:  # about every 10 s of audio
+                row_deadline.check(f"while running {self.name}")
             frame_in[:] = padded[start:start + self.frame]
             self._process(frame_in, frame_out)
             out[start:start + self.frame] = frame_out

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 from pathlib import Path
 
 import numpy as np
+
+from demix_pipeline import row_deadline
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,18 +45,30 @@ class SpleeterSeparator:
         params = json.loads(params_json.read_text())
         self.rate = int(params["sample_rate"])
         self.name = f"spleeter:{Path(model_dir).name} ({','.join(params['instrument_list'])})"
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self._proc = subprocess.Popen(
-            [str(spleeter_python(python)), "-m", "demix_pipeline.backends.separation.spleeter_worker", "serve",
-             str(Path(model_dir).resolve())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env)
-        self._stderr_tail: list[str] = []
-        self._expect_line(start_timeout_s)  # "ready": the model is loaded
+        self._command = [str(spleeter_python(python)), "-m", "demix_pipeline.backends.separation.spleeter_worker",
+                         "serve", str(Path(model_dir).resolve())]
+        self._start_timeout_s = start_timeout_s
+        self._start()
 
-    def _expect_line(self, timeout_s: float | None = None) -> dict:
+    def _start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self._proc = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env=env)
+        try:
+            self._expect_line(self._start_timeout_s, "loading Spleeter")  # "ready": the model is loaded
+        except TimeoutError:
+            raise RuntimeError(f"Spleeter's worker did not load its model within {self._start_timeout_s:g} s") from None
+
+    def _expect_line(self, timeout_s: float | None, doing: str) -> dict:
+        """The worker's next reply line; past `timeout_s` the worker is killed and RowTimeout raised."""
+        if timeout_s is not None and not select.select([self._proc.stdout], [], [], max(0.0, timeout_s))[0]:
+            self._proc.kill()
+            self._proc.wait()
+            raise row_deadline.RowTimeout(f"the row ran past its deadline while {doing} (run.row_deadline_s); "
+                                          "Spleeter's worker was stopped")
         line = self._proc.stdout.readline()
         if not line:
-            self._proc.wait(timeout=timeout_s)
+            self._proc.wait()
             tail = self._proc.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
             raise RuntimeError(f"Spleeter's worker exited ({self._proc.returncode}): {' | '.join(tail) or 'no message'}")
         reply = json.loads(line)
@@ -67,7 +82,11 @@ class SpleeterSeparator:
         self._proc.stdin.write(json.dumps({"frames": int(stereo.shape[0])}).encode() + b"\n")
         self._proc.stdin.write(stereo.tobytes())
         self._proc.stdin.flush()
-        reply = self._expect_line()
+        try:
+            reply = self._expect_line(row_deadline.remaining(), "separating with Spleeter")
+        except row_deadline.RowTimeout:
+            self._start()  # a fresh worker for the next row
+            raise
         out = {}
         for stem, frames in reply["stems"]:
             data = self._proc.stdout.read(frames * 2 * 4)

@@ -1,0 +1,36 @@
+"""A deadline per row (run.row_deadline_s), so one pathological row cannot hold a worker forever.
+
+The runner calls `start_row` before it measures a row; decoding checks the deadline between packets
+and the model backends between their windows and chunks (`check`), so a row past it stops with a
+`RowTimeout` and becomes an error row while the worker goes on. One model call already running
+(one network forward) finishes first, except in a child process (Spleeter's), which is killed.
+"""
+from __future__ import annotations
+
+import time
+
+# this process's row: set by the runner before each row (one measuring thread per worker process)
+_ROW: dict = {"deadline_s": None, "started": None}
+
+
+class RowTimeout(TimeoutError):
+    """The row ran past run.row_deadline_s."""
+
+
+def start_row(deadline_s: float | None) -> None:
+    """A row's measurement begins: `check` raises once `deadline_s` have passed since now (None: never)."""
+    _ROW["deadline_s"], _ROW["started"] = deadline_s, time.monotonic()
+
+
+def remaining() -> float | None:
+    """Seconds left to the current row (None: no deadline)."""
+    if _ROW["deadline_s"] is None:
+        return None
+    return _ROW["deadline_s"] - (time.monotonic() - _ROW["started"])
+
+
+def check(doing: str, error: type[RowTimeout] = RowTimeout) -> None:
+    """Raise `error` when the current row is past its deadline; `doing` says where ("while separating")."""
+    left = remaining()
+    if left is not None and left < 0:
+        raise error(f"the row ran past its deadline of {_ROW['deadline_s']:g} s {doing} (run.row_deadline_s)")
