@@ -1,6 +1,6 @@
 """A deadline per row (run.row_deadline_s), so one pathological row cannot hold a worker forever.
 
-The runner calls `start_row` before it measures a row; decoding checks the deadline between packets
+The runner measures each row inside `row_time`; decoding checks the deadline between packets
 and the model backends between their windows and chunks (`check`), so a row past it stops with a
 `RowTimeout` and becomes an error row while the worker goes on. One model call already running
 (one network forward) finishes first, except in a child process (Spleeter's), which is killed.
@@ -8,6 +8,8 @@ and the model backends between their windows and chunks (`check`), so a row past
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # this process's row: set by the runner before each row (one measuring thread per worker process)
 _ROW: dict = {"deadline_s": None, "started": None}
@@ -20,6 +22,17 @@ class RowTimeout(TimeoutError):
 def start_row(deadline_s: float | None) -> None:
     """A row's measurement begins: `check` raises once `deadline_s` have passed since now (None: never)."""
     _ROW["deadline_s"], _ROW["started"] = deadline_s, time.monotonic()
+
+
+@contextmanager
+def row_time(deadline_s: float | None) -> Iterator[None]:
+    """The row's measurement runs inside: the deadline holds there and nowhere after it (other work of the
+    process, e.g. the driver's thumbnails, is never stopped by a row that ended)."""
+    start_row(deadline_s)
+    try:
+        yield
+    finally:
+        start_row(None)
 
 
 def remaining() -> float | None:

@@ -35,7 +35,7 @@ from demix_pipeline.manifest import (column_stage, hours_column, part_files, par
                                      read_stage, schema, stage_dir, write_atomic, write_json_atomic)
 from demix_pipeline.measurements import (TOKEN_SEP, MeasurementStore, measure_key_column, measured_backends,
                                          source_file_key, stage_fingerprint, token, token_column)
-from demix_pipeline.row_deadline import start_row
+from demix_pipeline.row_deadline import row_time
 from demix_pipeline.models import ModelNotFoundError, check_models
 from demix_pipeline.stages import IMPLEMENTED, RowError, RunContext, Stage, stage_class
 from demix_pipeline.stages.base import error_text
@@ -187,8 +187,8 @@ class _Worker:
         for i in range(0, len(rows), batch_size):
             batch = rows[i:i + batch_size]
             try:
-                start_row(deadline * len(batch) if deadline else None)  # a batch of n rows has n rows' time
-                out_rows.extend(_keyed(stage, stage.measure([_strip(r) for r in batch]), batch))
+                with row_time(deadline * len(batch) if deadline else None):  # a batch of n rows has n rows' time
+                    out_rows.extend(_keyed(stage, stage.measure([_strip(r) for r in batch]), batch))
             except MACHINERY_ERRORS as exc:
                 raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc
             except Exception as batch_exc:
@@ -198,8 +198,8 @@ class _Worker:
                     continue
                 for row in batch:  # isolate the failing row
                     try:
-                        start_row(deadline)
-                        out_rows.extend(_keyed(stage, stage.measure([_strip(row)]), [row]))
+                        with row_time(deadline):
+                            out_rows.extend(_keyed(stage, stage.measure([_strip(row)]), [row]))
                     except MACHINERY_ERRORS as exc:
                         raise MachineryError(f"{stage.name}: {error_text(exc)}") from exc
                     except Exception as row_exc:

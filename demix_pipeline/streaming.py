@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 import warnings
@@ -82,11 +83,17 @@ class _StreamStage:
     """One stage in the stream: measure what the store lacks, store it, decide row by row, pass the kept on."""
 
     def __init__(self, name: str, config_json: str, ctx: RunContext, fingerprint: str, run_stamp: str,
-                 last: bool):
+                 last: bool, set_up_early: bool = False):
         stage_cls = stage_class(name)
         self.stage = stage_cls(PipelineConfig.model_validate_json(config_json), ctx)
         self.worker_args = (stage_cls, config_json, ctx)
-        self.worker: _Worker | None = None  # setup() once per actor, when it first has a row to measure
+        # setup() once per actor: when it first has a row to measure, or (a stage with nothing stored, which
+        # measures every row it gets) at once, in a thread, so its models load while the stages before it work
+        self.worker: _Worker | None = None
+        self._early: threading.Thread | None = None
+        if set_up_early:
+            self._early = threading.Thread(target=self._set_up, name=f"{name}-setup", daemon=True)
+            self._early.start()
         self.fingerprint, self.run_stamp, self.last = fingerprint, run_stamp, last
         self.upstream_key = measure_key_column(previous_stage(name))
         self.store = MeasurementStore(ctx.out, name, stage_cls.measure_unit)
@@ -107,8 +114,11 @@ class _StreamStage:
         reusable = {r["_token"] for r in rows
                     if r["_token"] in self.chosen and (self.keep_errors or r["_token"] not in self.failed)}
         todo = [r for r in rows if r["_token"] not in reusable]
+        if self._early is not None:
+            self._early.join()
+            self._early = None
         if todo and self.worker is None:
-            self.worker = _Worker(*self.worker_args)
+            self._set_up()
         measured = self.worker.measure(todo, stage.cfg.resources.batch_size) if todo else []
         self.batches += 1
         shard = f"s{self.tag}{self.batches:06d}"
@@ -122,6 +132,9 @@ class _StreamStage:
                           self.store.folder / f"_stream-{self.run_stamp}-{shard}.json")
         kept = decided.filter(pc.fill_null(decided.column("keep"), False)) if decided.num_rows else decided
         return kept.select([stage.id_column]).slice(0, 0) if self.last else kept
+
+    def _set_up(self) -> None:
+        self.worker = _Worker(*self.worker_args)  # keeps a failing setup()'s message for the first measure()
 
     def _rows_for_decide(self, rows: list[dict], measured: list[dict], reusable: set[str]) -> pa.Table:
         """As runner._measured_view: the input row's columns with this stage's measurements on top."""
@@ -161,9 +174,10 @@ def measure_ahead(names: list[str], cfg: PipelineConfig, out: RunPath, progress:
     check_models([need for name in names for need in stage_class(name).required_models(cfg)], cfg.run.models_dir)
     run_stamp = MeasurementStore(out, first, "").new_run_stamp()
     fingerprints = {name: fingerprint_of_stage(name, cfg, out) for name in names}
-    interrupted = {}
+    interrupted, early = {}, {}
     for name in names:
         store, marker, artifacts_fp = open_store(name, cfg, out)
+        early[name] = not store.parts()
         interrupted[name] = was_interrupted(stage_dir(out, name), marker, fingerprints[name])
         ensure_dir(store.folder)
         for stale in store.folder.glob(STATS_GLOB):  # counters of a stream that was killed
@@ -193,7 +207,8 @@ def measure_ahead(names: list[str], cfg: PipelineConfig, out: RunPath, progress:
             warnings.simplefilter("ignore", DeprecationWarning)
             dataset = dataset.map_batches(
                 _StreamStage, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
-                fn_constructor_args=(name, config_json, ctx, fingerprints[name], run_stamp, name == names[-1]),
+                fn_constructor_args=(name, config_json, ctx, fingerprints[name], run_stamp, name == names[-1],
+                                     early[name]),
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=res.concurrency),
                 num_cpus=res.num_cpus * scale, num_gpus=res.num_gpus or None, max_restarts=0, max_task_retries=0)
     log.info("streaming %s over %d rows of %s", " -> ".join(names), source.num_rows, prev)

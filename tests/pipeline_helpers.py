@@ -12,14 +12,26 @@ from demix_pipeline.evaluation import label_rows, shot_of_clip
 from demix_pipeline.stages.ingest import collect_sources
 
 
-def run_pipeline(inputs: list[Path], out: Path, overrides: list[str] | None = None, kind: str = "cinematic"):
+def run_pipeline(inputs: list[Path], out: Path, overrides: list[str] | None = None, kind: str = "cinematic",
+                 shots: bool = True):
+    """ingest (and shots unless `shots` is false); the rows of both (shots' are [] when it did not run)."""
     cfg = load_config(overrides=["run.progress=false", *(overrides or [])])
     sources = collect_sources([str(p) for p in inputs], kind, cfg.ingest.extensions)
     run_stage("ingest", cfg, out, sources=sources)
+    if not shots:
+        return read_stage(out, "ingest").to_pylist(), []
     run_stage("shots", cfg, out)
     return read_stage(out, "ingest").to_pylist(), read_stage(out, "shots").to_pylist()
 
 
+# Where the test is not about cut quality, our cheap detector (the default's quality is tested in
+# tests/backends/test_shot_detection.py and tests/stages/test_shots.py) keeps TransNetV2's CPU cost out:
+# 5 CPU-s instead of 70 over LATE_STAGES_FILES.
+CHEAP_SHOTS = "shots.detector.name=demix"
+
+
+# the default detector here: the shared run's clips are the ones a user gets, and tests pick clips by
+# their labelled shot (a jump cut the cheap detector cuts at splits a shot's speech unevenly)
 LATE_STAGES_FAST = ["shots.encode.preset=ultrafast", "voiceover.resources.shard_size=4"]
 LATE_STAGES_FILES = [
     "talking_head_single/videoretalking_face_1.mp4", "talking_head_single/videoretalking_face_2.mp4",

@@ -107,7 +107,8 @@ def test_pipeline_runs_on_both_nodes_of_a_two_node_cluster(two_node_cluster, med
     env = dict(cluster["env"], RAY_ADDRESS=cluster["address"])
     done = subprocess.run([sys.executable, "-m", "demix_pipeline.cli", "run", "--input", *map(str, inputs),
                            "--out", str(out), "--stages", "ingest,shots",
-                           "--set", "ingest.resources.shard_size=1", "--set", "shots.resources.shard_size=1"],
+                           "--set", "ingest.resources.shard_size=1", "--set", "shots.resources.shard_size=1",
+                           "--set", "shots.detector.name=demix"],  # placement on nodes: the cheap detector is enough
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     used = set()

@@ -31,6 +31,18 @@ def test_a_row_past_its_deadline_stops_with_where_it_was():
         row_deadline.check("while testing")
 
 
+def test_the_deadline_ends_with_the_row():
+    with row_deadline.row_time(1e-6):
+        time.sleep(0.001)
+        with pytest.raises(row_deadline.RowTimeout):
+            row_deadline.check("while testing")
+    assert row_deadline.remaining() is None
+    row_deadline.check("after the row")  # the process's next work is not stopped by the row that ended
+    with pytest.raises(ZeroDivisionError), row_deadline.row_time(60.0):
+        1 / 0
+    assert row_deadline.remaining() is None
+
+
 def test_decode_timeout_is_a_row_timeout():
     from demix_pipeline.media.decode import DecodeTimeout
 

@@ -20,7 +20,7 @@ from demix_pipeline.runner import StageFailed, apply_decide, previous_stage, run
 from demix_pipeline.stages.ingest import collect_sources
 from demix_pipeline.stages.shots import ShotsStage
 from demix_pipeline.streaming import run_stages
-from tests.pipeline_helpers import run_pipeline
+from tests.pipeline_helpers import CHEAP_SHOTS, run_pipeline
 
 SMALL = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4",
          "multi_person_dialogue/pyscenedetect_bbc_documentary_issue195.mp4",
@@ -28,9 +28,6 @@ SMALL = ["multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4",
          "talking_head_single/videoretalking_face_2.mp4",
          "sound_effects/vas_dog_video_02677.mp4",
          "music/vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4"]
-# Runner mechanics need clips, not the best cuts: our cheap detector (the default's quality is tested in
-# tests/backends/test_shot_detection.py) keeps TransNetV2's CPU cost out of these runs.
-CHEAP_SHOTS = "shots.detector.name=demix"
 FAST = ["shots.encode.preset=ultrafast", "shots.resources.shard_size=1", "ingest.resources.shard_size=2", CHEAP_SHOTS]
 
 
@@ -439,3 +436,6 @@ def test_a_row_past_its_deadline_becomes_an_error_row_and_the_worker_goes_on(ref
     rows = worker.measure(kept, batch_size=1)
     assert [r["source_id"] for r in rows] == [r["source_id"] for r in kept]  # one error row each, in order
     assert all(r["error"].startswith("DecodeTimeout: the row ran past its deadline") for r in rows)
+    from demix_pipeline import row_deadline
+
+    assert row_deadline.remaining() is None  # the deadline ended with the rows

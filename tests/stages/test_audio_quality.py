@@ -10,7 +10,7 @@ from demix_pipeline.manifest import read_stage
 from demix_pipeline.runner import apply_decide, run_stage
 from demix_pipeline.stages.audio_quality import AudioQualityStage
 from tests.conftest import ffmpeg
-from tests.pipeline_helpers import run_pipeline
+from tests.pipeline_helpers import CHEAP_SHOTS, run_pipeline
 
 CLEAN = ["music/difffoley_drum.mp4", "music/vggsound_playing_harp_6zlMP_kQ_-w_30000_40000.mp4",
          "music/vggsound_playing_bass_drum_-Qowmc0P9ic_34000_44000.mp4", "music/liveportrait_d10_face_with_music.mp4",
@@ -20,7 +20,7 @@ CLEAN = ["music/difffoley_drum.mp4", "music/vggsound_playing_harp_6zlMP_kQ_-w_30
          "sound_effects/activitynet_v_GGSY1Qvo990_weightlifting.mp4",
          "talking_head_single/liveportrait_d11_child_speaking.mp4", "talking_head_single/videoretalking_face_3.mp4",
          "multi_person_dialogue/datajuicer_video1_cartoon_dialogue.mp4"]
-FAST = ["shots.encode.preset=ultrafast", "shots.resources.shard_size=2", "audio_quality.resources.shard_size=8"]
+FAST = ["shots.encode.preset=ultrafast", CHEAP_SHOTS, "shots.resources.shard_size=2", "audio_quality.resources.shard_size=8"]
 
 
 @pytest.fixture(scope="module")

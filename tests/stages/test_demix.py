@@ -11,9 +11,9 @@ from demix_pipeline.config import load_config
 from demix_pipeline.manifest import read_stage
 from demix_pipeline.runner import apply_decide, run_stage
 from demix_pipeline.stages.demix import DemixStage, comparable_pairs, normalised_l1
-from tests.pipeline_helpers import run_pipeline
+from tests.pipeline_helpers import CHEAP_SHOTS, run_pipeline
 
-FAST = ["shots.encode.preset=ultrafast", "demix.resources.shard_size=2"]
+FAST = ["shots.encode.preset=ultrafast", CHEAP_SHOTS, "demix.resources.shard_size=2"]
 
 
 def row(music_dbfs, effects_dbfs, l1_speech=0.1, l1_oe=0.9, l1_om=0.9, gated_music=None, gated_effects=None):

@@ -23,8 +23,7 @@ def ingested(media, edge_cases, tmp_path_factory, ray_session):
     for path in edge_cases.values():
         shutil.copy(path, folder / path.name)
     # 2 of the 13 files are broken on purpose (a text file, a truncated mp4): over the default max_error_rate
-    sources, _ = run_pipeline([folder], tmp_path_factory.mktemp("run"), ["shots.encode.preset=ultrafast",
-                                                                         "ingest.max_error_rate=0.2"])
+    sources, _ = run_pipeline([folder], tmp_path_factory.mktemp("run"), ["ingest.max_error_rate=0.2"], shots=False)
     return {row["source_uri"].rsplit("/", 1)[1]: row for row in sources}
 
 

@@ -16,9 +16,9 @@ from demix_pipeline.config import load_config
 from demix_pipeline.evaluation import label_rows, shot_of_clip
 from demix_pipeline.manifest import read_stage
 from demix_pipeline.runner import run_stage
-from tests.pipeline_helpers import run_pipeline
+from tests.pipeline_helpers import CHEAP_SHOTS, run_pipeline
 
-FAST = ["shots.encode.preset=ultrafast", "shots.detector.name=demix", "audio_quality.resources.shard_size=4",
+FAST = ["shots.encode.preset=ultrafast", CHEAP_SHOTS, "audio_quality.resources.shard_size=4",
         "demix.resources.shard_size=2"]
 
 
