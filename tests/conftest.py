@@ -10,15 +10,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA = Path(os.environ.get("DEMIX_TEST_MEDIA", REPO.parent / "shared" / "media"))
+MODELS = Path(os.environ.get("DEMIX_TEST_MODELS", REPO.parent / "shared" / "models"))
+
+
+def require_shared(folder: Path, files: tuple[str, ...], what: str) -> Path:
+    """`folder` when it holds `files`; else fail in CI (../shared must be beside the project) or skip elsewhere."""
+    if all((folder / name).is_file() for name in files):
+        return folder
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"test {what} missing at {folder} (CI must have ../shared beside the project)")
+    pytest.skip(f"test {what} missing at {folder}")
 
 
 def require_media() -> Path:
-    """../shared/media, or fail in CI / skip elsewhere when it is missing."""
-    if (MEDIA / "labels.tsv").exists():
-        return MEDIA
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"test media missing at {MEDIA} (CI must have ../shared/media beside the project)")
-    pytest.skip(f"test media missing at {MEDIA}")
+    return require_shared(MEDIA, ("labels.tsv",), "media")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 its published weights on real clips."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from demix_pipeline.backends.asd.base import CROP, TrackCrops, face_crop
 from demix_pipeline.backends.asd.lip_motion import LipMotionASD
 from tests.backends.tiny_models import contract_model
-from tests.conftest import REPO
+from tests.conftest import MODELS, require_shared
 
 
 def track(frames: int, brightness) -> TrackCrops:
@@ -69,19 +68,12 @@ def test_face_crop_pads_at_the_border():
 
 # LR-ASD with its published weights (../shared/models/lr_asd) --------------------------------------
 
-MODELS = Path(os.environ.get("DEMIX_TEST_MODELS", REPO.parent / "shared" / "models"))
 LR_ASD_FILES = ("finetuning_TalkSet.model",)
 TWO_WOMEN = "multi_person_dialogue/datajuicer_video3_two_women_talk_vertical.mp4"
 
 
 def require_lr_asd() -> Path:
-    """../shared/models/lr_asd, or fail in CI / skip elsewhere when it is missing (as require_media)."""
-    folder = MODELS / "lr_asd"
-    if all((folder / name).is_file() for name in LR_ASD_FILES):
-        return folder
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"test weights missing at {folder} (CI must have ../shared/models beside the project)")
-    pytest.skip(f"test weights missing at {folder}")
+    return require_shared(MODELS / "lr_asd", LR_ASD_FILES, "weights")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ yolox_nano`); like the media, they must be there in CI (the tests fail) and are 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,16 @@ import pytest
 
 from demix_pipeline.backends.detection.yolox import decode, grid_points, yolox_letterbox
 from demix_pipeline.media.frames import iter_frames_rgb
+from tests.conftest import MODELS, require_shared
 
-MODELS = Path(os.environ.get("DEMIX_TEST_MODELS", Path(__file__).resolve().parents[2].parent / "shared" / "models"))
 SHA256 = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"
 PLANE = "sound_effects/moviepy_plane_video_with_failing_audio.mp4"  # spectators seen from behind, far away
 HEAD = "talking_head_single/videoretalking_face_1.mp4"
 
 
 def require_models() -> Path:
-    """../shared/models with yolox_nano.onnx, or fail in CI / skip elsewhere when it is missing (as require_media)."""
-    if (MODELS / "yolox_nano" / "yolox_nano.onnx").is_file():
-        return MODELS
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"test weights missing at {MODELS}/yolox_nano (CI must have ../shared/models beside the project)")
-    pytest.skip(f"test weights missing at {MODELS}/yolox_nano")
+    require_shared(MODELS / "yolox_nano", ("yolox_nano.onnx",), "weights")
+    return MODELS
 
 
 @pytest.fixture(scope="module")
