@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# this process's row: set by the runner before each row (one measuring thread per worker process)
+# this process's row: set by row_time around each row (one measuring thread per worker process)
 _ROW: dict = {"deadline_s": None, "started": None}
 
 
@@ -19,20 +19,16 @@ class RowTimeout(TimeoutError):
     """The row ran past run.row_deadline_s."""
 
 
-def start_row(deadline_s: float | None) -> None:
-    """A row's measurement begins: `check` raises once `deadline_s` have passed since now (None: never)."""
-    _ROW["deadline_s"], _ROW["started"] = deadline_s, time.monotonic()
-
-
 @contextmanager
 def row_time(deadline_s: float | None) -> Iterator[None]:
-    """The row's measurement runs inside: the deadline holds there and nowhere after it (other work of the
-    process, e.g. the driver's thumbnails, is never stopped by a row that ended)."""
-    start_row(deadline_s)
+    """The row's measurement runs inside: `check` raises once `deadline_s` have passed since it began (None:
+    never), and nowhere after it (other work of the process, e.g. the driver's thumbnails, is never stopped
+    by a row that ended)."""
+    _ROW["deadline_s"], _ROW["started"] = deadline_s, time.monotonic()
     try:
         yield
     finally:
-        start_row(None)
+        _ROW["deadline_s"] = None
 
 
 def remaining() -> float | None:

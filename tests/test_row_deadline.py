@@ -9,26 +9,20 @@ import pytest
 from demix_pipeline import row_deadline
 
 
-@pytest.fixture(autouse=True)
-def no_deadline_after():
-    yield
-    row_deadline.start_row(None)
-
-
 def test_no_deadline_never_stops_a_row():
-    row_deadline.start_row(None)
-    assert row_deadline.remaining() is None
-    row_deadline.check("while testing")
+    with row_deadline.row_time(None):
+        assert row_deadline.remaining() is None
+        row_deadline.check("while testing")
 
 
 def test_a_row_past_its_deadline_stops_with_where_it_was():
-    row_deadline.start_row(60.0)
-    assert 59.0 < row_deadline.remaining() <= 60.0
-    row_deadline.check("while testing")  # well within
-    row_deadline.start_row(0.01)
-    time.sleep(0.02)
-    with pytest.raises(row_deadline.RowTimeout, match=r"deadline of 0.01 s while testing \(run.row_deadline_s\)"):
-        row_deadline.check("while testing")
+    with row_deadline.row_time(60.0):
+        assert 59.0 < row_deadline.remaining() <= 60.0
+        row_deadline.check("while testing")  # well within
+    with row_deadline.row_time(0.01):
+        time.sleep(0.02)
+        with pytest.raises(row_deadline.RowTimeout, match=r"deadline of 0.01 s while testing \(run.row_deadline_s\)"):
+            row_deadline.check("while testing")
 
 
 def test_the_deadline_ends_with_the_row():
@@ -55,6 +49,5 @@ def test_a_speech_denoiser_stops_between_frames_past_the_deadline():
     denoiser = RNNoise()
     noise = np.random.default_rng(0).normal(0, 0.05, 48000).astype(np.float32)
     assert denoiser.enhance(noise).shape == noise.shape  # no deadline: the whole signal
-    row_deadline.start_row(1e-6)
-    with pytest.raises(row_deadline.RowTimeout, match="while running rnnoise"):
+    with row_deadline.row_time(1e-6), pytest.raises(row_deadline.RowTimeout, match="while running rnnoise"):
         denoiser.enhance(noise)

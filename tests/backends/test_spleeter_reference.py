@@ -53,12 +53,9 @@ def test_spleeter_runs_in_its_own_venv_inside_the_stage(spleeter_store, media, t
     from demix_pipeline import row_deadline
 
     first_worker = stage.sep_b._proc
-    row_deadline.start_row(1e-6)  # a row past its deadline: the worker is stopped, a fresh one takes the next row
-    try:
-        with pytest.raises(row_deadline.RowTimeout, match="while separating with Spleeter"):
-            stage.sep_b.separate(audio.at(44100))
-    finally:
-        row_deadline.start_row(None)
+    # a row past its deadline: the worker is stopped, a fresh one takes the next row
+    with row_deadline.row_time(1e-6), pytest.raises(row_deadline.RowTimeout, match="while separating with Spleeter"):
+        stage.sep_b.separate(audio.at(44100))
     assert first_worker.poll() is not None and stage.sep_b._proc.poll() is None
     after = stage.measure_audio(audio)
     assert after["demix.b_speech_dbfs"] == pytest.approx(measured["demix.b_speech_dbfs"], abs=1e-6)
