@@ -81,7 +81,8 @@ def test_pipeline_end_to_end_on_object_storage(s3_server, media, tmp_path):
     assert again.stderr.count("up-to-date") == 7, again.stderr[-2000:]
     # the same inputs on local disk give the same clips
     local = tmp_path / "local"
-    demix("run", "--input", *inputs, "--out", str(local), "--stages", "ingest,shots", env=s3_server, cwd=tmp_path)
+    demix("run", "--input", *inputs, "--out", str(local), "--stages", "ingest,shots", "--set", "shots.detector.name=demix",
+          env=s3_server, cwd=tmp_path)
     local_shots = read_stage(local, "shots").select(["clip_id", "start_frame", "end_frame", "clip_uri"]).to_pylist()
     remote_shots = read_stage(out, "shots").select(["clip_id", "start_frame", "end_frame", "clip_uri"]).to_pylist()
     assert local_shots == remote_shots

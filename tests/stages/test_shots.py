@@ -11,7 +11,7 @@ import pytest
 from demix_pipeline.media.ffmpeg import ffmpeg_binary
 from demix_pipeline.media.frames import iter_frames_rgb
 from demix_pipeline.media.probe import probe
-from tests.pipeline_helpers import run_pipeline
+from tests.pipeline_helpers import CHEAP_SHOTS, run_pipeline
 
 PICKS = ["multi_person_dialogue/pyscenedetect_bbc_documentary_issue195.mp4",
          "multi_person_dialogue/pyscenedetect_goldeneye_rotated_issue134.mp4",
@@ -172,7 +172,7 @@ def test_damaged_files_keep_their_undamaged_clips(media, tmp_path, ray_session):
     folder.mkdir()
     for name in DAMAGED:
         damage(media / name, folder / name.split("/")[1])
-    sources, clips = run_pipeline([folder], tmp_path / "run", ["shots.encode.preset=ultrafast"])
+    sources, clips = run_pipeline([folder], tmp_path / "run", ["shots.encode.preset=ultrafast", CHEAP_SHOTS])
     assert len(sources) == len(DAMAGED) and all(s["keep"] for s in sources)
     for source in sources:
         mine = [c for c in clips if c["source_id"] == source["source_id"]]
@@ -205,7 +205,7 @@ def test_pieces_of_one_source_are_cut_in_parallel_to_the_same_files(media, tmp_p
     from demix_pipeline.stages.ingest import IngestStage
     from demix_pipeline.stages.shots import ShotsStage
 
-    cheap = ["shots.detector.name=demix", "shots.encode.preset=ultrafast"]
+    cheap = [CHEAP_SHOTS, "shots.encode.preset=ultrafast"]
     source = IngestStage(load_config(overrides=cheap), RunContext(out=tmp_path / "i")).measure(
         [{"path": str(media / DAMAGED[0]), "source_kind": "cinematic"}])[0]
     made = {}
