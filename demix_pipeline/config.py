@@ -377,6 +377,8 @@ class AppearanceConfig(Strict):
     legs_bottom: float = Field(6.0, gt=0)
     min_person_heads: float = Field(0.25, gt=0, description="the clothing colour is named when the torso region "
                                                             "holds this many head areas of person pixels in the frame")
+    white_patch_percentile: float = Field(99.0, gt=50, le=100, description="white patch: each channel is scaled so that "
+                                          "this percentile of the frame becomes 255 before the colour is named (100: max-RGB)")
     min_in_frame: float = Field(0.5, gt=0, le=1, description="a body region is in view when this fraction of it is inside the frame ...")
     min_person_frac: float = Field(0.3, gt=0, le=1, description="... and this fraction of it is on the person mask")
 

@@ -216,7 +216,7 @@ CAPTION_STRUCTURE = pa.struct([
 
 CAPTION = [
     Column("caption.text", pa.string(), "the caption: participants sentence, `PersonN: description` per person, `Active speaker: PersonN.`, scene sentence; only the scene sentence when no one speaks"),
-    Column("caption.structure", CAPTION_STRUCTURE, "the same as data: speaker_count (diarization), participants sentence, persons (person_id, voiceover track_ids, first head box [x0, y0, x1, y1] 0-1, description, speaking_frac, clothing_colour: offline, the basic colour term of the torso's person pixels or `not visible`, body_in_view: offline, `face only` / `upper body` / `whole body`; both null from the reference captioner), as many persons as voiceover.human_count, active_speaker (PersonN or null), scene"),
+    Column("caption.structure", CAPTION_STRUCTURE, "the same as data: speaker_count (diarization), participants sentence, persons (person_id, voiceover track_ids, first head box [x0, y0, x1, y1] 0-1, description, speaking_frac, clothing_colour: offline, the most probable basic colour term (van de Weijer et al.'s learned colour names, after the frame's white patch) of the torso's person pixels' median colour, or `not visible`, body_in_view: offline, `face only` / `upper body` / `whole body`; both null from the reference captioner), as many persons as voiceover.human_count, active_speaker (PersonN or null), scene"),
     Column("caption.captioner", pa.string(), "`offline` (measured-facts template: no appearance) or `reference` (video-LLM descriptions)"),
     Column("caption.brightness", pa.float64(), "mean luma (0-255) of frames at analysis_fps"),
     Column("caption.colourfulness", pa.float64(), "mean chroma distance from grey, sqrt((U-128)^2 + (V-128)^2), of those frames"),

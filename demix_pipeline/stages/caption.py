@@ -66,7 +66,7 @@ def as_many_as_counted(persons: list[Person], tracks: list[dict] | None, human_c
 
 class CaptionStage(ClipStage):
     name = "caption"
-    version = "2"  # 2: persons as counted, clothing colour and body in view
+    version = "3"  # 2: persons as counted, clothing colour and body in view; 3: learned colour names, white patch
     uses_model = True
     model_uses = (ModelUse("backend", "model", ("config.json",)),)
 
@@ -95,8 +95,12 @@ class CaptionStage(ClipStage):
             return {"caption": f"reference: transformers {metadata.version('transformers')} video-LLM {self.cfg.model} "
                                f"(model store) for appearance and scene; structure, ids and speaker from the pipeline's "
                                f"measurements"}
-        looks = (" and appearance (clothing colour, body in view) from the MediaPipe 0.10.21 selfie-segmentation "
-                 "person mask" if self.cfg.appearance.enabled else "")
+        looks = ""
+        if self.cfg.appearance.enabled:
+            from demix_pipeline.backends.captioning.colour_names import table_version
+
+            looks = (" and appearance (clothing colour, body in view) from the MediaPipe 0.10.21 selfie-segmentation "
+                     f"person mask; colour names: {table_version()}")
         return {"caption": f"offline: measured-facts template{looks} (no appearance is invented)"}
 
     def measure(self, rows: list[dict]) -> list[dict]:

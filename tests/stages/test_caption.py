@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from demix_pipeline.backends.captioning.appearance import COLOURS, colour_name
+from demix_pipeline.backends.captioning.appearance import COLOURS
 from demix_pipeline.backends.captioning.offline import TemplateCaptioner
 from demix_pipeline.backends.captioning.structure import Caption, Person, participants_sentence
 from demix_pipeline.config import load_config
@@ -126,13 +126,8 @@ def test_talking_heads_have_a_clothing_colour_or_say_it_is_not_seen(captions):
             wears = "clothing colour not visible" if person["clothing_colour"] == "not visible" else \
                 f"wearing {person['clothing_colour']}"
             assert wears in person["description"]
-    # the labels' notes name one colour that our measure can see: the red dress (video5)
-    dress = [p for r in heads if "datajuicer_video5" in r["video_path"] for p in r["caption.structure"]["persons"]]
-    assert dress and all(p["clothing_colour"] == "red" for p in dress), dress
-
-
-def test_colour_names_follow_hue_saturation_and_value():
-    assert [colour_name(c) for c in [(200, 20, 30), (20, 40, 200), (30, 160, 40), (240, 240, 235), (10, 10, 12),
-                                     (128, 128, 130), (230, 200, 20), (240, 140, 20), (120, 60, 20), (130, 40, 160),
-                                     (240, 150, 190)]] == \
-        ["red", "blue", "green", "white", "black", "grey", "yellow", "orange", "brown", "purple", "pink"]
+    # the colours the labels' notes state on these clips: the red dress (video5, tune file) and the white
+    # shirt (face_2, held out; read "grey" by the hand-set HSV names before the learned table and white patch)
+    for clip, colour in (("datajuicer_video5", "red"), ("videoretalking_face_2", "white")):
+        persons = [p for r in heads if clip in r["video_path"] for p in r["caption.structure"]["persons"]]
+        assert persons and all(p["clothing_colour"] == colour for p in persons), (clip, persons)
