@@ -379,6 +379,8 @@ class AppearanceConfig(Strict):
                                                             "holds this many head areas of person pixels in the frame")
     white_patch_percentile: float = Field(99.0, gt=50, le=100, description="white patch: each channel is scaled so that "
                                           "this percentile of the frame becomes 255 before the colour is named (100: max-RGB)")
+    white_patch_max_gain: float = Field(4.0, ge=1, description="white patch scales a channel by at most this much "
+                                        "(a guard for nearly black frames; not fitted: the measured persons' gains are 1.0-1.7)")
     min_in_frame: float = Field(0.5, gt=0, le=1, description="a body region is in view when this fraction of it is inside the frame ...")
     min_person_frac: float = Field(0.3, gt=0, le=1, description="... and this fraction of it is on the person mask")
 

@@ -7,6 +7,7 @@ from demix_pipeline.backends.captioning.appearance import clothing_colour_name
 from demix_pipeline.backends.captioning.colour_names import (NAMES, load_table, name_colour, read_rotated_table,
                                                              recover_probabilities, regular_simplex_basis,
                                                              table_version)
+from demix_pipeline.config import AppearanceConfig
 
 
 def test_the_shipped_table_is_a_probability_per_name_for_every_rgb_cell():
@@ -26,10 +27,18 @@ def test_clear_colours_get_their_names():
 
 
 def test_white_patch_names_a_white_shirt_in_a_dim_frame_white():
+    max_gain = AppearanceConfig().white_patch_max_gain
     shirt, frame_white = np.array([157, 141, 131]), np.array([173, 159, 156])  # videoretalking_face_2, measured
     assert name_colour(shirt) == "grey"
-    assert clothing_colour_name(shirt, frame_white) == "white"
-    assert clothing_colour_name(np.array([14, 13, 14]), np.array([255, 253, 255])) == "black"  # a bright frame: unchanged
+    assert clothing_colour_name(shirt, frame_white, max_gain) == "white"
+    # the drummer's black shirt in a frame with white in it (measured): left as it is
+    assert clothing_colour_name(np.array([14, 13, 14]), np.array([255, 253, 255]), max_gain) == "black"
+
+
+def test_white_patch_gain_is_limited_in_a_nearly_black_frame():
+    dark_cloth, frame_white = np.array([20, 18, 18]), np.array([12, 10, 10])  # a fade: nothing brighter than 12
+    assert clothing_colour_name(dark_cloth, frame_white, max_gain=1e9) == "white"  # unlimited: noise made white
+    assert clothing_colour_name(dark_cloth, frame_white, AppearanceConfig().white_patch_max_gain) != "white"
 
 
 def test_recovery_finds_probabilities_from_their_rotated_centred_form(tmp_path):

@@ -6,7 +6,8 @@ where the person's track has a head box, the MediaPipe selfie-segmentation mask 
 face models) says which pixels are a person. The torso is the region below the head (a fixed
 body proportion: `torso_*` head heights down, `torso_half_width` head widths either side). Its person
 pixels' median colour, white-balanced by the frame's own white patch (each channel scaled so that its
-`white_patch_percentile` percentile over the frame is 255: Land's white-patch colour constancy, so a
+`white_patch_percentile` percentile over the frame is 255, by at most `white_patch_max_gain`: Land's
+white-patch colour constancy, so a
 white shirt in a dim frame reads white, not grey), is named by the most probable of eleven basic colour
 terms in van de Weijer et al.'s colour-name table learned from real images (colour_names.py). When
 fewer person pixels of the torso than `min_person_heads` head areas are in the frame, the colour is
@@ -38,14 +39,17 @@ class Appearance:
 
 
 def white_point(rgb: np.ndarray, percentile: float) -> np.ndarray:
-    """Per channel, the frame's `percentile` value (every 4th pixel each way: the same figure, 16x less work)."""
-    return np.percentile(rgb[::4, ::4].reshape(-1, 3), percentile, axis=0)
+    """Per channel, the frame's `percentile` value: estimated on every 4th pixel each way (16x less work),
+    except the maximum (percentile 100), which a subsample could miss."""
+    pixels = rgb if percentile >= 100 else rgb[::4, ::4]
+    return np.percentile(pixels.reshape(-1, 3), percentile, axis=0)
 
 
-def clothing_colour_name(median_rgb: np.ndarray, white: np.ndarray) -> str:
-    """The colour term of a median colour after white patch: channels scaled so that `white` becomes 255."""
-    balanced = np.clip(np.asarray(median_rgb, np.float64) * 255.0 / np.maximum(white, 1.0), 0, 255)
-    return name_colour(balanced)
+def clothing_colour_name(median_rgb: np.ndarray, white: np.ndarray, max_gain: float) -> str:
+    """The colour term of a median colour after white patch: channels scaled so that `white` becomes 255,
+    by at most `max_gain` (a nearly black frame would otherwise turn its noise into colours)."""
+    gain = np.minimum(255.0 / np.maximum(np.asarray(white, np.float64), 1.0), max_gain)
+    return name_colour(np.clip(np.asarray(median_rgb, np.float64) * gain, 0, 255))
 
 
 def _region(head: Box, cfg: AppearanceConfig, top: float, bottom: float, width: int, height: int
@@ -73,7 +77,8 @@ def measure_frame(rgb: np.ndarray, mask: np.ndarray, head: Box, cfg: AppearanceC
     if tx1 > tx0 and ty1 > ty0:
         person = mask[ty0:ty1, tx0:tx1] >= 0.5
         if person.sum() >= cfg.min_person_heads * head_area:  # enough of the clothing is on screen to name it
-            colour = clothing_colour_name(np.median(rgb[ty0:ty1, tx0:tx1][person], axis=0), white)
+            colour = clothing_colour_name(np.median(rgb[ty0:ty1, tx0:tx1][person], axis=0), white,
+                                          cfg.white_patch_max_gain)
         if torso_in_frame >= cfg.min_in_frame and person.mean() >= cfg.min_person_frac:
             view = "upper body"
             (lx0, ly0, lx1, ly1), legs_in_frame = _region(head, cfg, cfg.legs_top, cfg.legs_bottom, width, height)
