@@ -16,10 +16,10 @@ IMAGE ?= demix
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install deps spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help strace models-list models-fetch models-verify docker-cpu docker-gpu docker-spleeter
+.PHONY: install deps spleeter-env demo test run status ingest shots audio_quality demix voiceover caption assign stats export report chromium clean help strace models-list models-fetch models-verify check-colour-names docker-cpu docker-gpu docker-spleeter
 
 help:
-	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | models-list | models-fetch [MODELS=...] | models-verify | docker-cpu | docker-gpu | docker-spleeter | clean"
+	@echo "make install | demo | test | run INPUT=... OUT=... [KIND=...] | ingest | shots | audio_quality | demix | voiceover | caption | assign | status OUT=... | stats OUT=... | export OUT=... | report OUT=... | models-list | models-fetch [MODELS=...] | models-verify | check-colour-names | docker-cpu | docker-gpu | docker-spleeter | clean"
 
 install: $(VENV)/.installed
 
@@ -102,6 +102,11 @@ models-fetch: install
 	$(DEMIX) models fetch $(MODELS)
 models-verify: install
 	$(DEMIX) models verify
+
+# Provenance of the offline captioner's colour-name table: download the pinned opencv-contrib sdist (152 MB),
+# rebuild the table from it and compare with the shipped one (backends/captioning/colour_names.py).
+check-colour-names: install
+	$(PY) -m demix_pipeline.backends.captioning.colour_names --check
 
 # Images for a Ray cluster (docker/README.md): CPU, GPU, and the Spleeter environment on top of either.
 docker-cpu:

@@ -59,3 +59,18 @@ def test_recovery_finds_probabilities_from_their_rotated_centred_form(tmp_path):
     _, columns = linear_sum_assignment(-np.corrcoef(probabilities.T, recovered.T)[:11, 11:])
     assert np.abs(recovered[:, columns] - probabilities).max() < 0.01
     assert spread < 0.01
+
+
+def test_a_rebuilt_table_is_compared_with_the_shipped_one(tmp_path):
+    from demix_pipeline.backends.captioning.colour_names import TABLE, compare_tables
+
+    with np.load(TABLE) as shipped:
+        probabilities = shipped["probabilities"].copy()
+    assert compare_tables(TABLE) == {"max_step_difference": 0, "names_differ_frac": 0.0}
+    before = probabilities[0].astype(int)
+    probabilities[0] = 0
+    probabilities[0][(before.argmax() + 1) % len(NAMES)] = 255  # one RGB cell renamed
+    np.savez_compressed(tmp_path / "rebuilt.npz", probabilities=probabilities, names=np.array(NAMES))
+    assert compare_tables(tmp_path / "rebuilt.npz") == {
+        "max_step_difference": int(np.abs(probabilities[0].astype(int) - before).max()), "names_differ_frac": 1 / 32768}
+    assert compare_tables(tmp_path / "rebuilt.npz")["max_step_difference"] > 200

@@ -17,7 +17,8 @@ order of its columns. A column
 is named by the canonical colour (`PROTOTYPES`) it gives the highest probability; the build fails if
 that is not one distinct column per name. The result, as 8-bit probabilities, is
 `colour_names.npz` beside this file; `python -m demix_pipeline.backends.captioning.colour_names
-featureColorName.cpp` rebuilds it.
+featureColorName.cpp` rebuilds it, and `make check-colour-names` downloads the pinned sdist, rebuilds the
+table and compares it with the shipped one (at most one 8-bit step apart).
 """
 from __future__ import annotations
 
@@ -36,9 +37,12 @@ PROTOTYPES = ((0, 0, 0), (255, 255, 255), (128, 128, 128), (255, 0, 0), (255, 12
               (0, 255, 0), (0, 0, 255), (128, 0, 128), (255, 128, 192))
 TABLE = Path(__file__).with_name("colour_names.npz")
 MAX_SPREAD = 0.01  # the build fails when its random starts disagree by more (measured: 0.0027)
-SOURCE = ("van de Weijer et al., TIP 2009, colour-name table from opencv-contrib-python-headless 4.14.0.94 sdist "
-          "(sha256 6cd98a20010c80bf9e6a9cff6189dd2c10bd111fb0aa4d5c6361389514a0ff6c), "
-          "opencv_contrib/modules/tracking/src/featureColorName.cpp")
+SDIST_URL = ("https://files.pythonhosted.org/packages/47/36/cc620b8809235d50f3713b1b592fcd2f117e41322a10fb37e6d332b8e7b8/"
+             "opencv_contrib_python_headless-4.14.0.94.tar.gz")
+SDIST_SHA256 = "6cd98a20010c80bf9e6a9cff6189dd2c10bd111fb0aa4d5c6361389514a0ff6c"
+SOURCE_MEMBER = "opencv_contrib/modules/tracking/src/featureColorName.cpp"
+SOURCE = (f"van de Weijer et al., TIP 2009, colour-name table from opencv-contrib-python-headless 4.14.0.94 sdist "
+          f"(sha256 {SDIST_SHA256}), {SOURCE_MEMBER}")
 
 
 def grid_index(rgb: np.ndarray) -> np.ndarray:
@@ -158,13 +162,66 @@ def build(source_cpp: Path, out: Path = TABLE, starts: int = 8) -> dict:
             "sha256": file_sha256(out)}
 
 
+def fetch_source(folder: Path) -> Path:
+    """featureColorName.cpp from the pinned opencv-contrib sdist on PyPI (downloaded, sha256 checked)."""
+    import hashlib
+    import tarfile
+    import urllib.request
+
+    archive = Path(folder) / SDIST_URL.rsplit("/", 1)[1]
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(SDIST_URL, timeout=60) as response, open(archive, "wb") as out:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != SDIST_SHA256:
+        raise RuntimeError(f"{archive.name}: sha256 {digest.hexdigest()}, expected {SDIST_SHA256}")
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar if m.name.endswith(SOURCE_MEMBER))
+        source = Path(folder) / "featureColorName.cpp"
+        source.write_bytes(tar.extractfile(member).read())
+    return source
+
+
+def compare_tables(rebuilt: Path, shipped: Path = TABLE) -> dict:
+    """How far a rebuilt table is from the shipped one: largest difference in 8-bit steps, and the share of
+    RGB cells whose most probable name differs."""
+    with np.load(rebuilt) as a, np.load(shipped) as b:
+        if tuple(a["names"]) != tuple(b["names"]):
+            raise ValueError(f"names differ: {tuple(a['names'])} vs {tuple(b['names'])}")
+        new, old = a["probabilities"].astype(np.int16), b["probabilities"].astype(np.int16)
+    return {"max_step_difference": int(np.abs(new - old).max()),
+            "names_differ_frac": float((new.argmax(axis=1) != old.argmax(axis=1)).mean())}
+
+
+def check(starts: int = 8) -> dict:
+    """Download the source, rebuild the table, compare it with the shipped one (fails past one 8-bit step)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        rebuilt = Path(folder) / "rebuilt.npz"
+        built = build(fetch_source(Path(folder)), rebuilt, starts)
+        compared = compare_tables(rebuilt)
+    if compared["max_step_difference"] > 1:
+        raise SystemExit(f"the rebuilt table differs from {TABLE.name}: {compared}")
+    return {**built, **compared, "out": "(temporary)"}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Rebuild colour_names.npz from OpenCV contrib's featureColorName.cpp")
-    parser.add_argument("source_cpp", type=Path)
+    parser = argparse.ArgumentParser(description="Rebuild colour_names.npz from OpenCV contrib's featureColorName.cpp, "
+                                                 "or --check it against the pinned source on PyPI")
+    parser.add_argument("source_cpp", type=Path, nargs="?", help="featureColorName.cpp (not with --check)")
     parser.add_argument("--out", type=Path, default=TABLE)
     parser.add_argument("--starts", type=int, default=8, help="random starts of the rotation fit")
+    parser.add_argument("--check", action="store_true",
+                        help="download the pinned opencv-contrib sdist (152 MB), rebuild, compare with the shipped table")
     args = parser.parse_args()
-    print(build(args.source_cpp, args.out, args.starts))
+    if args.check:
+        print(check(args.starts))
+    elif args.source_cpp is None:
+        parser.error("give featureColorName.cpp, or --check")
+    else:
+        print(build(args.source_cpp, args.out, args.starts))
 
 
 if __name__ == "__main__":
